@@ -1,0 +1,285 @@
+"""The one settings object: frozen, typed, sections per concern.
+
+Every field is read, in increasing priority, from its default, from an environment variable
+``NERSTREAM_<SECTION>_<FIELD>`` (e.g. ``NERSTREAM_KAFKA_BOOTSTRAP_SERVERS``) and from an override
+passed by the CLI as ``"section.field"`` (e.g. ``{"kafka.bootstrap_servers": "..."}``).
+Invalid or conflicting values raise :class:`SettingsError` at start, never later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "NERSTREAM_"
+
+#: The Apache Kafka version the local broker runs; the one place it is pinned.
+KAFKA_VERSION = "4.1.1"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed, or conflicts with another one."""
+
+
+class Secret(str):
+    """A string that never shows itself when printed or logged."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('****')"
+
+    def __str__(self) -> str:
+        return "****"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nerstream"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "nerstream"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How both Kafka clients (aiokafka inside Faust, and confluent-kafka) reach the cluster."""
+
+    #: Comma-separated host:port list.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    #: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 when a SASL protocol is used.
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret = Secret("")
+    #: CA bundle for SSL / SASL_SSL.
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    def validate(self) -> None:
+        protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+        if self.security_protocol not in protocols:
+            raise SettingsError(
+                f"kafka.security_protocol must be one of {sorted(protocols)}, "
+                f"got {self.security_protocol!r}"
+            )
+        if not self.bootstrap_servers.strip():
+            raise SettingsError("kafka.bootstrap_servers must not be empty")
+        uses_sasl = self.security_protocol.startswith("SASL")
+        if uses_sasl and not (self.sasl_mechanism and self.sasl_username):
+            raise SettingsError(
+                f"kafka.security_protocol={self.security_protocol} needs "
+                "kafka.sasl_mechanism and kafka.sasl_username"
+            )
+        if not uses_sasl and self.sasl_mechanism:
+            raise SettingsError(
+                "kafka.sasl_mechanism is set but kafka.security_protocol "
+                f"is {self.security_protocol}"
+            )
+
+    def confluent_config(self) -> dict[str, str]:
+        """Client properties for confluent-kafka (librdkafka names)."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.reveal(),
+            "ssl.ca.location": self.ssl_cafile,
+            "ssl.certificate.location": self.ssl_certfile,
+            "ssl.key.location": self.ssl_keyfile,
+        }
+        config.update({key: value for key, value in optional.items() if value})
+        return config
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """Topic names, and how the local broker / ``nerstream topics create`` make them."""
+
+    #: Comma-separated input topics; one agent consumes each.
+    inputs: tuple[str, ...] = ("nerstream.records.news", "nerstream.records.medical")
+    entities: str = "nerstream.entities"
+    dead_letter: str = "nerstream.dead-letter"
+    partitions: int = 4
+    replication_factor: int = 1
+
+    def validate(self) -> None:
+        if not self.inputs:
+            raise SettingsError("topics.inputs must name at least one topic")
+        outputs = {self.entities, self.dead_letter}
+        if len(outputs) != 2:
+            raise SettingsError("topics.entities and topics.dead_letter must differ")
+        if outputs & set(self.inputs):
+            raise SettingsError("an input topic must not also be an output topic")
+        if self.partitions < 1 or self.replication_factor < 1:
+            raise SettingsError("topics.partitions and topics.replication_factor must be >= 1")
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.inputs, self.entities, self.dead_letter)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The Faust worker: consumer group, micro-batching and its web/metrics server."""
+
+    group_id: str = "nerstream"
+    #: Most records inferred in one batch.
+    max_batch: int = 256
+    #: Longest wait, in seconds, for a batch to fill before it is processed anyway.
+    max_wait_s: float = 0.05
+    #: Faust's web server (health probes and Prometheus metrics); 127.0.0.1 unless deployed.
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    #: Where Faust keeps its local state.
+    data_dir: Path = field(default_factory=lambda: _default_data_dir() / "worker")
+
+    def validate(self) -> None:
+        if self.max_batch < 1:
+            raise SettingsError("worker.max_batch must be >= 1")
+        if self.max_wait_s <= 0:
+            raise SettingsError("worker.max_wait_s must be > 0")
+        if not 0 < self.web_port < 65536:
+            raise SettingsError("worker.web_port must be a TCP port (1-65535)")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which NER model the worker serves, and how ONNX Runtime runs it."""
+
+    #: A model directory; empty means the default model shipped inside the package.
+    model_dir: str = ""
+    #: auto (TensorRT, then CUDA, then CPU, as available), tensorrt, cuda or cpu.
+    provider: str = "auto"
+    #: ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide.
+    threads: int = 1
+    #: Prefer the int8 model on CPU (faster, within 0.5 F1 of the float model).
+    quantized: bool = True
+
+    def validate(self) -> None:
+        providers = {"auto", "tensorrt", "cuda", "cpu"}
+        if self.provider not in providers:
+            raise SettingsError(
+                f"model.provider must be one of {sorted(providers)}, got {self.provider!r}"
+            )
+        if self.threads < 0:
+            raise SettingsError("model.threads must be >= 0")
+
+
+@dataclass(frozen=True)
+class LocalKafkaSettings:
+    """The single-node KRaft broker that ``nerstream local`` runs for development and tests."""
+
+    port: int = 9092
+    controller_port: int = 9093
+    #: Broker data, logs and PID file.
+    data_dir: Path = field(default_factory=lambda: _default_data_dir() / "kafka")
+    #: Jars resolved from Maven Central, one folder per Kafka version.
+    cache_dir: Path = field(default_factory=lambda: _default_cache_dir() / "kafka")
+    #: Seconds to wait for the broker to answer a metadata request.
+    start_timeout_s: float = 90.0
+
+    def validate(self) -> None:
+        if self.port == self.controller_port:
+            raise SettingsError("local.port and local.controller_port must differ")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    local: LocalKafkaSettings = field(default_factory=LocalKafkaSettings)
+
+    def validate(self) -> Settings:
+        for section in dataclasses.fields(self):
+            getattr(self, section.name).validate()
+        return self
+
+    def describe(self) -> dict[str, dict[str, str]]:
+        """Every field as text, secrets masked: what ``nerstream settings`` prints."""
+        return {
+            section.name: {
+                name: _format(value) for name, value in vars(getattr(self, section.name)).items()
+            }
+            for section in dataclasses.fields(self)
+        }
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def _parse(raw: str, annotation: Any, key: str) -> Any:
+    try:
+        if annotation is bool:
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if annotation in (int, float, Path, Secret, str):
+            return annotation(raw)
+        if typing.get_origin(annotation) is tuple:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{key}: cannot read {raw!r} as {annotation.__name__}") from exc
+    raise SettingsError(f"{key}: unsupported setting type {annotation!r}")
+
+
+def _section_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {
+        name: (typing.get_args(hint)[0] if isinstance(hint, types.UnionType) else hint)
+        for name, hint in hints.items()
+    }
+
+
+def load_settings(
+    overrides: Mapping[str, str | None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate settings from defaults, ``NERSTREAM_*`` variables and overrides.
+
+    ``overrides`` maps ``"section.field"`` to a raw string (``None`` values are ignored, so
+    unset CLI flags can be passed straight through).
+    """
+    env = os.environ if env is None else env
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    section_classes = {f.name: f.type for f in dataclasses.fields(Settings)}
+    known: set[str] = set()
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Settings)
+    for section_name in section_classes:
+        section_cls = hints[section_name]
+        values: dict[str, Any] = {}
+        for name, annotation in _section_types(section_cls).items():
+            key = f"{section_name}.{name}"
+            known.add(key)
+            env_name = f"{ENV_PREFIX}{section_name}_{name}".upper()
+            raw = overrides.get(key, env.get(env_name))
+            if raw is not None:
+                values[name] = _parse(raw, annotation, key)
+        sections[section_name] = section_cls(**values)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+    return Settings(**sections).validate()
