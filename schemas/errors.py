@@ -1,0 +1,32 @@
+"""The one exception for records that can never be processed, and its stable error codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable reasons written to DeadLetter.error_code; documented in dead_letter.avsc."""
+
+    EMPTY_VALUE = "EMPTY_VALUE"
+    UNKNOWN_FORMAT = "UNKNOWN_FORMAT"
+    DECODE_AVRO = "DECODE_AVRO"
+    DECODE_JSON = "DECODE_JSON"
+    INVALID_UTF8 = "INVALID_UTF8"
+    SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
+    INVALID_FIELD = "INVALID_FIELD"
+    MISSING_TEXT = "MISSING_TEXT"
+    EMPTY_TEXT = "EMPTY_TEXT"
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+
+
+class DecodeError(ValueError):
+    """A message that is permanently unusable: dead-letter it, never retry it.
+
+    The message never contains record text (it may be medical data), only what was wrong.
+    """
+
+    def __init__(self, error_code: ErrorCode, message: str) -> None:
+        super().__init__(f"{error_code}: {message}")
+        self.error_code = error_code
+        self.message = message
