@@ -1,0 +1,308 @@
+"""Tag schemes (BIO/IOB2 and BMES), spans <-> tags, CRF transition constraints and decoding.
+
+Shared by training and serving: training encodes gold spans with `spans_to_tags` and masks its CRF
+with `transition_constraints`; serving decodes emissions with `viterbi_decode`, scores entities
+with `marginals` and reads entities back with `tags_to_spans`.
+
+Decoding works on the whole batch at once and loops over time only. Internally the arrays are laid
+out time-major with the batch as the innermost axis, (T, K, B), so every per-step numpy operation
+runs over long contiguous rows instead of many short ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+ENTITY_TYPES: tuple[str, ...] = ("PER", "LOC", "ORG", "NUM")
+
+Scheme = Literal["BIO", "BMES"]
+
+OUTSIDE = "O"
+
+# Tag prefixes in label-set order. BIO here is IOB2: every entity starts with B-.
+_PREFIXES: dict[str, tuple[str, ...]] = {"BIO": ("B", "I"), "BMES": ("B", "M", "E", "S")}
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.integer[Any]]
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """An entity: character offsets [start, end) and its type."""
+
+    start: int
+    end: int
+    type: str
+
+
+def _prefixes(scheme: Scheme) -> tuple[str, ...]:
+    try:
+        return _PREFIXES[scheme]
+    except KeyError:
+        raise ValueError(
+            f"unknown tag scheme {scheme!r}; expected one of {sorted(_PREFIXES)}"
+        ) from None
+
+
+def parse_tag(tag: str, scheme: Scheme) -> tuple[str, str]:
+    """Split a tag into (prefix, type); "O" gives ("O", ""). ValueError if not valid in `scheme`."""
+    if tag == OUTSIDE:
+        return OUTSIDE, ""
+    prefix, sep, entity_type = tag.partition("-")
+    if not sep or not entity_type or prefix not in _prefixes(scheme):
+        raise ValueError(f"invalid {scheme} tag {tag!r}")
+    return prefix, entity_type
+
+
+def label_set(entity_types: Sequence[str], scheme: Scheme) -> tuple[str, ...]:
+    """All labels of the scheme: "O" first, then each type's tags in scheme order (index = id)."""
+    prefixes = _prefixes(scheme)
+    return (OUTSIDE, *(f"{prefix}-{t}" for t in entity_types for prefix in prefixes))
+
+
+def _entity_tags(length: int, entity_type: str, scheme: Scheme) -> list[str]:
+    if scheme == "BIO":
+        return [f"B-{entity_type}"] + [f"I-{entity_type}"] * (length - 1)
+    if length == 1:
+        return [f"S-{entity_type}"]
+    return [f"B-{entity_type}"] + [f"M-{entity_type}"] * (length - 2) + [f"E-{entity_type}"]
+
+
+def spans_to_tags(length: int, spans: Iterable[Span], scheme: Scheme) -> list[str]:
+    """Tag a text of `length` chars. ValueError on empty, out-of-range or overlapping spans."""
+    _prefixes(scheme)
+    tags = [OUTSIDE] * length
+    previous_end = 0
+    for span in sorted(spans):
+        if not span.type:
+            raise ValueError(f"span {span} has an empty type")
+        if span.start >= span.end:
+            raise ValueError(f"span {span} is empty")
+        if span.start < 0 or span.end > length:
+            raise ValueError(f"span {span} is outside a text of length {length}")
+        if span.start < previous_end:
+            raise ValueError(f"span {span} overlaps a previous span")
+        tags[span.start : span.end] = _entity_tags(span.end - span.start, span.type, scheme)
+        previous_end = span.end
+    return tags
+
+
+def tags_to_spans(tags: Sequence[str], scheme: Scheme) -> list[Span]:
+    """Read entities from tags, leniently, with conlleval semantics.
+
+    Models emit malformed sequences, and evaluation must count them the way conlleval does: an
+    I-/M-/E- tag continues the open entity only if that entity has the same type and its last tag
+    was B-/I-/M- (so it is still open); otherwise it starts a new entity. E-/S- close their entity.
+    """
+    spans: list[Span] = []
+    open_start = -1  # -1: no entity open
+    open_type = ""
+    previous_prefix = OUTSIDE
+    for position, tag in enumerate(tags):
+        prefix, entity_type = parse_tag(tag, scheme)
+        continues = (
+            open_start >= 0
+            and prefix in ("I", "M", "E")
+            and entity_type == open_type
+            and previous_prefix in ("B", "I", "M")
+        )
+        if not continues:
+            if open_start >= 0:
+                spans.append(Span(open_start, position, open_type))
+            open_start, open_type = (-1, "") if prefix == OUTSIDE else (position, entity_type)
+        previous_prefix = prefix
+    if open_start >= 0:
+        spans.append(Span(open_start, len(tags), open_type))
+    return spans
+
+
+def convert_tags(tags: Sequence[str], source: Scheme, target: Scheme) -> list[str]:
+    """Re-tag a sequence in another scheme (via spans, so malformed input comes out well-formed)."""
+    return spans_to_tags(len(tags), tags_to_spans(tags, source), target)
+
+
+def _transition_allowed(
+    previous: tuple[str, str], current: tuple[str, str], scheme: Scheme
+) -> bool:
+    previous_prefix, previous_type = previous
+    current_prefix, current_type = current
+    if scheme == "BIO":
+        return current_prefix != "I" or (
+            previous_prefix in ("B", "I") and previous_type == current_type
+        )
+    if previous_prefix in ("B", "M"):  # BMES: an open entity must continue with M- or E-
+        return current_prefix in ("M", "E") and previous_type == current_type
+    return current_prefix in (OUTSIDE, "B", "S")
+
+
+def transition_constraints(
+    labels: Sequence[str], scheme: Scheme
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """(allowed[from, to], allowed_start, allowed_end) for well-formed tag sequences.
+
+    A sequence behaves as if an "O" stood before its start and after its end.
+    """
+    parsed = [parse_tag(label, scheme) for label in labels]
+    outside = (OUTSIDE, "")
+    size = len(parsed)
+    allowed = np.array(
+        [[_transition_allowed(a, b, scheme) for b in parsed] for a in parsed], dtype=np.bool_
+    ).reshape(size, size)  # reshape: an empty label list must still give (0, 0)
+    allowed_start = np.array([_transition_allowed(outside, b, scheme) for b in parsed], np.bool_)
+    allowed_end = np.array([_transition_allowed(a, outside, scheme) for a in parsed], np.bool_)
+    return allowed, allowed_start, allowed_end
+
+
+def _check_crf_inputs(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]:
+    """Validate shapes; return emissions as (T, K, B) float32, lengths, transitions float32."""
+    if emissions.ndim != 3:
+        raise ValueError(f"emissions must be (batch, time, labels), got shape {emissions.shape}")
+    batch, steps, num_labels = emissions.shape
+    lengths64 = np.asarray(lengths, dtype=np.int64)
+    if lengths64.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},), got {lengths64.shape}")
+    if batch and (lengths64.min() < 0 or lengths64.max() > steps):
+        raise ValueError(f"lengths must lie in [0, {steps}]")
+    if transitions.shape != (num_labels, num_labels):
+        raise ValueError(
+            f"transitions must be ({num_labels}, {num_labels}), got {transitions.shape}"
+        )
+    if start.shape != (num_labels,) or end.shape != (num_labels,):
+        raise ValueError(f"start and end must have shape ({num_labels},)")
+    # Always a copy: the decoders accumulate into it in place.
+    time_major = np.array(emissions.transpose(1, 2, 0), dtype=np.float32, order="C", copy=True)
+    return time_major, lengths64, np.asarray(transitions, dtype=np.float32)
+
+
+def viterbi_decode(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Best label ids per position (B, T) (0 beyond each length) and each best path's score (B,).
+
+    transitions[i, j] scores label i followed by label j; start/end score the first/last label.
+    Forbid transitions with large negative scores (e.g. -1e4), not -inf. An empty row scores 0.
+
+    The forward pass keeps only the running maxima (a cheap reduction over a leading axis); the
+    backtrack recomputes the argmax for the chosen label alone, which is B*K work per step instead
+    of B*K*K and gives the same label as a forward argmax would.
+    """
+    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
+    steps, num_labels, batch = scores.shape
+    path = np.zeros((batch, steps), dtype=np.int64)
+    best_scores = np.zeros(batch, dtype=np.float32)
+    max_length = int(lengths64.max()) if batch else 0
+    if max_length == 0:
+        return path, best_scores
+    scores[0] += np.asarray(start, dtype=np.float32)[:, None]
+    candidates = np.empty((num_labels, num_labels, batch), dtype=np.float32)
+    # Broadcast once: adding a full array is faster than broadcasting inside every step.
+    transitions_from_to = np.ascontiguousarray(np.broadcast_to(trans[:, :, None], candidates.shape))
+    for t in range(1, max_length):
+        # scores[t] holds the best score of any path ending in each label at t.
+        np.add(scores[t - 1][:, None, :], transitions_from_to, out=candidates)
+        scores[t] += candidates.max(axis=0)
+
+    rows = np.arange(batch)
+    active = lengths64 > 0
+    last = np.maximum(lengths64 - 1, 0)
+    final = scores[last, :, rows] + np.asarray(end, dtype=np.float32)  # (B, K)
+    label = final.argmax(axis=1)
+    best_scores[active] = final[rows, label][active]
+    transitions_to_from = np.ascontiguousarray(trans.T)
+    for t in range(max_length - 1, -1, -1):
+        inside = t < lengths64
+        path[:, t] = np.where(inside, label, 0)
+        if t > 0:
+            previous = (scores[t - 1].T + transitions_to_from[label]).argmax(axis=1)
+            label = np.where(inside, previous, label)
+    return path, best_scores
+
+
+def _finite_max(values: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+    """Maximum over `axis` (kept as a size-1 axis), 0 where a slice is all -inf.
+
+    Shifting by it keeps exp() in range, and an all -inf slice stays -inf instead of becoming
+    inf - inf = nan.
+    """
+    peak = values.max(axis=axis, keepdims=True)
+    return np.where(np.isfinite(peak), peak, 0.0)
+
+
+def _log_matmul_exp(
+    exp_matrix: NDArray[np.float64], matrix_peak: float, log_vectors: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """log(exp(M) @ exp(V)) for M = log(exp_matrix) + matrix_peak, V (K, B): a batched logsumexp.
+
+    Same value as logsumexp over (M[:, :, None] + V[None]), but as one (K, K) @ (K, B) matrix
+    product instead of a (K, K, B) temporary, which makes forward-backward about as fast as Viterbi.
+    """
+    peak = _finite_max(log_vectors, 0)
+    with np.errstate(divide="ignore"):
+        product: NDArray[np.float64] = np.log(exp_matrix @ np.exp(log_vectors - peak))
+    return product + peak + matrix_peak
+
+
+def marginals(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+) -> NDArray[np.float32]:
+    """Posterior P(label k at position t) (B, T, K) by forward-backward; 0 beyond each length.
+
+    Log space in float64. The transition step factors logsumexp_i(a_i + T_ij) into
+    max(a) + max(T) + log(sum_i exp(a_i - max a) * exp(T_ij - max T)), exact and safe as long as
+    the transition scores that matter lie within ~700 of the largest (CRF weights are far inside
+    that; -1e4 "forbidden" scores vanish, as intended).
+    """
+    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
+    steps, num_labels, batch = scores.shape
+    max_length = int(lengths64.max()) if batch else 0
+    posterior = np.zeros((steps, num_labels, batch), dtype=np.float32)
+    if max_length == 0:
+        return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+    trans64 = trans.astype(np.float64)
+    transition_peak = float(_finite_max(trans64.reshape(-1), 0)[0])
+    exp_transitions = np.exp(trans64 - transition_peak)  # [from, to]
+    exp_transitions_to_from = np.ascontiguousarray(exp_transitions.T)
+    end_column = np.asarray(end, dtype=np.float64)[:, None]
+
+    alpha = np.empty((max_length, num_labels, batch), dtype=np.float64)
+    alpha[0] = scores[0] + np.asarray(start, dtype=np.float64)[:, None]
+    for t in range(1, max_length):
+        alpha[t] = _log_matmul_exp(exp_transitions_to_from, transition_peak, alpha[t - 1])
+        alpha[t] += scores[t]
+
+    beta = np.empty((max_length, num_labels, batch), dtype=np.float64)
+    beta[max_length - 1] = end_column
+    for t in range(max_length - 2, -1, -1):
+        following = scores[t + 1] + beta[t + 1]
+        recursed = _log_matmul_exp(exp_transitions, transition_peak, following)
+        # Each row's backward pass starts at its own last position.
+        beta[t] = np.where(t == lengths64 - 1, end_column, recursed)
+
+    # alpha + beta is the log posterior up to a per-position constant: normalize over labels.
+    joint = alpha + beta
+    joint -= _finite_max(joint, 1)
+    np.exp(joint, out=joint)
+    with np.errstate(invalid="ignore"):  # 0/0 only at padding or when no path is allowed
+        joint /= joint.sum(axis=1, keepdims=True)
+    inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
+    posterior[:max_length] = np.where(inside, joint, 0.0)
+    return np.ascontiguousarray(posterior.transpose(2, 0, 1))
