@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from typing import Any
 ENV_PREFIX = "NERSTREAM_"
 
 #: The Apache Kafka version the local broker runs; the one place it is pinned.
-KAFKA_VERSION = "4.1.1"
+KAFKA_VERSION = "4.4.0"
 
 
 class SettingsError(ValueError):
@@ -118,10 +119,15 @@ class TopicSettings:
     dead_letter: str = "nerstream.dead-letter"
     partitions: int = 4
     replication_factor: int = 1
+    #: Format of input values that carry no ``content-type`` header: avro or json.
+    default_format: str = "avro"
+    #: Per-topic exceptions to ``default_format``, comma-separated ``TOPIC=FORMAT`` pairs.
+    formats: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not self.inputs:
             raise SettingsError("topics.inputs must name at least one topic")
+        self.format_by_topic()
         outputs = {self.entities, self.dead_letter}
         if len(outputs) != 2:
             raise SettingsError("topics.entities and topics.dead_letter must differ")
@@ -133,6 +139,25 @@ class TopicSettings:
     @property
     def all(self) -> tuple[str, ...]:
         return (*self.inputs, self.entities, self.dead_letter)
+
+    def format_by_topic(self) -> dict[str, str]:
+        """The configured format of every input topic (a header can still override it)."""
+        from schemas.codecs import FORMATS  # lazily: settings load on every CLI start
+
+        by_topic = dict.fromkeys(self.inputs, self.default_format)
+        for item in self.formats:
+            topic, sep, format_name = item.partition("=")
+            if not sep:
+                raise SettingsError(f"topics.formats expects TOPIC=FORMAT items, got {item!r}")
+            if topic not in by_topic:
+                raise SettingsError(f"topics.formats names {topic!r}, which is not an input topic")
+            by_topic[topic] = format_name
+        for topic, format_name in by_topic.items():
+            if format_name not in FORMATS:
+                raise SettingsError(
+                    f"format of {topic!r} must be one of {list(FORMATS)}, got {format_name!r}"
+                )
+        return by_topic
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,16 @@ class WorkerSettings:
     web_port: int = 6066
     #: Where Faust keeps its local state.
     data_dir: Path = field(default_factory=lambda: _default_data_dir() / "worker")
+    #: This instance's name in dead letters, logs and metrics; empty means ``<hostname>-<pid>``.
+    worker_id: str = ""
+    #: Hard limit on a record's text, in characters; longer records are dead-lettered
+    #: (TEXT_TOO_LONG). Texts longer than the model's window are chunked, not rejected.
+    max_text_chars: int = 100_000
+    #: Seconds between consumer-lag measurements (the ``nerstream_consumer_lag`` gauge).
+    lag_interval_s: float = 10.0
+    #: How long one output may stay undelivered (librdkafka ``message.timeout.ms``) before the
+    #: worker retries it; after 3 failed attempts it stops without committing (crash-stop).
+    delivery_timeout_s: float = 60.0
 
     def validate(self) -> None:
         if self.max_batch < 1:
@@ -157,6 +192,16 @@ class WorkerSettings:
             raise SettingsError("worker.max_wait_s must be > 0")
         if not 0 < self.web_port < 65536:
             raise SettingsError("worker.web_port must be a TCP port (1-65535)")
+        if self.max_text_chars < 1:
+            raise SettingsError("worker.max_text_chars must be >= 1")
+        if self.lag_interval_s <= 0:
+            raise SettingsError("worker.lag_interval_s must be > 0")
+        if self.delivery_timeout_s < 1:
+            raise SettingsError("worker.delivery_timeout_s must be >= 1")
+
+    def identity(self) -> str:
+        """``worker_id``, or ``<hostname>-<pid>`` when it is empty."""
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True)

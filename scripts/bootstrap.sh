@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create .venv (Python >= 3.11) if it is missing and install nerstream with its train+dev extras.
+# Idempotent: the install is skipped while pyproject.toml is unchanged since the last one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+    local candidate
+    for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+    if ! python=$(find_python); then
+        echo "bootstrap: Python 3.11+ is needed (set PYTHON=/path/to/python3.11)" >&2
+        exit 1
+    fi
+    echo "bootstrap: creating .venv with $python"
+    "$python" -m venv .venv
+fi
+
+stamp=.venv/.nerstream-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+    echo "bootstrap: .venv is up to date"
+    exit 0
+fi
+echo "bootstrap: installing nerstream[train,dev] into .venv (the first time takes several minutes)"
+.venv/bin/python -m pip install --progress-bar off -e '.[train,dev]'
+echo "$wanted" >"$stamp"

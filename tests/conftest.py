@@ -1,0 +1,91 @@
+"""Shared fixtures: one real Kafka broker per test session, fresh topic/group names per test.
+
+The broker is started by :mod:`streams.local_kafka` (the same code as ``nerstream local up``) on
+free loopback ports, with its data under ``<checkout>/.kafka/pytest-*`` so that ``.ci/run`` can
+find and stop it should the session die. It starts only when a test asks for it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streams import local_kafka
+from streams.settings import Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_KAFKA_ROOT = REPO_ROOT / ".kafka"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> Iterator[Settings]:
+    """Settings whose ``kafka.bootstrap_servers`` points at this session's own broker."""
+    data_dir = TEST_KAFKA_ROOT / f"pytest-{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    broker_settings = load_settings(
+        {
+            "local.data_dir": str(data_dir),
+            "local.port": str(port),
+            "local.controller_port": str(controller_port),
+            "kafka.bootstrap_servers": f"127.0.0.1:{port}",
+        }
+    )
+
+    def stop() -> None:
+        local_kafka.down(broker_settings, wipe=True)
+
+    # Belt and braces: the fixture's finally covers failures and Ctrl-C, atexit a crashed session.
+    atexit.register(stop)
+    try:
+        local_kafka.up(broker_settings, log=print)
+        yield broker_settings
+    finally:
+        stop()
+        atexit.unregister(stop)
+
+
+@dataclass(frozen=True)
+class KafkaScope:
+    """Unique names for one test, on the session broker."""
+
+    settings: Settings
+    prefix: str
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.settings.kafka.bootstrap_servers
+
+    def topic(self, name: str, partitions: int = 1) -> str:
+        """Create a fresh topic (``<prefix>.<name>``) and return its full name."""
+        full_name = f"{self.prefix}.{name}"
+        local_kafka.create_topics(self.bootstrap_servers, [full_name], partitions)
+        return full_name
+
+    def group(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+
+@pytest.fixture
+def kafka(kafka_settings: Settings, tmp_path: Path) -> KafkaScope:
+    """Per-test names (uuid-based) and settings: a worker data dir under ``tmp_path``."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    worker = dataclasses.replace(kafka_settings.worker, data_dir=tmp_path / "worker")
+    return KafkaScope(dataclasses.replace(kafka_settings, worker=worker), prefix)

@@ -1,0 +1,108 @@
+"""streams.settings: defaults, environment, overrides, validation and secret masking."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Secret, Settings, SettingsError, load_settings
+
+
+def test_defaults_are_valid_and_loopback() -> None:
+    settings = load_settings(env={})
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.worker.web_host == "127.0.0.1"
+    assert settings.topics.all[-2:] == (settings.topics.entities, settings.topics.dead_letter)
+
+
+def test_environment_sets_typed_fields() -> None:
+    settings = load_settings(
+        env={
+            "NERSTREAM_KAFKA_BOOTSTRAP_SERVERS": "a:1,b:2",
+            "NERSTREAM_WORKER_MAX_BATCH": "32",
+            "NERSTREAM_WORKER_MAX_WAIT_S": "0.5",
+            "NERSTREAM_MODEL_QUANTIZED": "no",
+            "NERSTREAM_TOPICS_INPUTS": "one, two ,",
+            "NERSTREAM_LOCAL_DATA_DIR": "/srv/kafka",
+        }
+    )
+    assert settings.kafka.bootstrap_servers == "a:1,b:2"
+    assert settings.worker.max_batch == 32
+    assert settings.worker.max_wait_s == 0.5
+    assert settings.model.quantized is False
+    assert settings.topics.inputs == ("one", "two")
+    assert settings.local.data_dir == Path("/srv/kafka")
+
+
+def test_overrides_beat_environment_and_none_is_ignored() -> None:
+    env = {"NERSTREAM_WORKER_GROUP_ID": "from-env", "NERSTREAM_LOCAL_PORT": "9999"}
+    settings = load_settings({"worker.group_id": "from-flag", "local.port": None}, env=env)
+    assert settings.worker.group_id == "from-flag"
+    assert settings.local.port == 9999
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"kafka.security_protocol": "TLS"}, "security_protocol"),
+        ({"kafka.bootstrap_servers": " "}, "must not be empty"),
+        ({"kafka.security_protocol": "SASL_SSL"}, "needs kafka.sasl_mechanism"),
+        ({"kafka.sasl_mechanism": "PLAIN"}, "is set but"),
+        ({"topics.entities": "x", "topics.dead_letter": "x"}, "must differ"),
+        ({"topics.inputs": "x", "topics.entities": "x"}, "input topic"),
+        ({"topics.inputs": ","}, "at least one"),
+        ({"topics.partitions": "0"}, ">= 1"),
+        ({"worker.max_batch": "0"}, "max_batch"),
+        ({"worker.max_wait_s": "0"}, "max_wait_s"),
+        ({"worker.web_port": "70000"}, "web_port"),
+        ({"model.provider": "tpu"}, "model.provider"),
+        ({"model.threads": "-1"}, "threads"),
+        ({"local.port": "9093"}, "must differ"),
+        ({"worker.max_batch": "many"}, "cannot read 'many' as int"),
+        ({"model.quantized": "maybe"}, "model.quantized"),
+        ({"worker.nope": "1"}, "unknown setting"),
+    ],
+)
+def test_invalid_values_are_rejected_at_load(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(overrides, env={})
+
+
+def test_invalid_environment_value_is_rejected() -> None:
+    with pytest.raises(SettingsError, match=re.escape("local.port")):
+        load_settings(env={"NERSTREAM_LOCAL_PORT": "ninety"})
+
+
+def test_secret_is_masked_everywhere_but_reveal() -> None:
+    settings = load_settings(
+        {
+            "kafka.security_protocol": "SASL_SSL",
+            "kafka.sasl_mechanism": "PLAIN",
+            "kafka.sasl_username": "svc",
+            "kafka.sasl_password": "hunter2",
+        },
+        env={},
+    )
+    password = settings.kafka.sasl_password
+    assert isinstance(password, Secret)
+    assert "hunter2" not in str(password)
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.describe())
+    assert settings.describe()["kafka"]["sasl_password"] == "****"
+    assert settings.kafka.confluent_config()["sasl.password"] == "hunter2"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.kafka.bootstrap_servers = "elsewhere:1"  # type: ignore[misc]
+
+
+def test_describe_lists_every_section_as_text() -> None:
+    described = load_settings(env={}).describe()
+    assert set(described) == {f.name for f in dataclasses.fields(Settings)}
+    assert described["topics"]["inputs"] == "nerstream.records.news,nerstream.records.medical"
+    assert all(isinstance(v, str) for section in described.values() for v in section.values())
