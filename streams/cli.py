@@ -120,7 +120,10 @@ def _add_passthrough(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.agents import load_model, run_worker
+    from streams.logs import use_json_logs
 
+    if settings.worker.log_format == "json":
+        use_json_logs()
     run_worker(settings, load_model(settings.model))
     return EXIT_OK
 
@@ -178,7 +181,12 @@ def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 def _add_produce(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("produce", help="send records from a jsonl, csv or Avro file")
     parser.add_argument("file", help="records: .jsonl, .csv (header row) or .avro container")
-    parser.add_argument("--topic", required=True, help="input topic to send to")
+    parser.add_argument(
+        "--topic",
+        required=True,
+        help="input topic; {source} in it is replaced by each record's source, "
+        "e.g. nerstream.records.{source}",
+    )
     parser.add_argument(
         "--format", choices=["jsonl", "csv", "avro"], help="file format (default: by extension)"
     )
@@ -381,8 +389,7 @@ def _cmd_annotate(args: argparse.Namespace, settings: Settings) -> int:
     with ExitStack() as stack:
         try:
             sources = [
-                (str(path), stack.enter_context(path.open(encoding="utf-8")))
-                for path in args.files
+                (str(path), stack.enter_context(path.open(encoding="utf-8"))) for path in args.files
             ] or [("-", sys.stdin)]
             output = (
                 stack.enter_context(args.output.open("w", encoding="utf-8"))

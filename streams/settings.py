@@ -184,6 +184,8 @@ class WorkerSettings:
     #: How long one output may stay undelivered (librdkafka ``message.timeout.ms``) before the
     #: worker retries it; after 3 failed attempts it stops without committing (crash-stop).
     delivery_timeout_s: float = 60.0
+    #: Log lines as ``text`` or as ``json`` objects (with topic/partition/offset fields).
+    log_format: str = "text"
 
     def validate(self) -> None:
         if self.max_batch < 1:
@@ -198,6 +200,8 @@ class WorkerSettings:
             raise SettingsError("worker.lag_interval_s must be > 0")
         if self.delivery_timeout_s < 1:
             raise SettingsError("worker.delivery_timeout_s must be >= 1")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"worker.log_format must be text or json, got {self.log_format!r}")
 
     def identity(self) -> str:
         """``worker_id``, or ``<hostname>-<pid>`` when it is empty."""

@@ -1,0 +1,407 @@
+"""The NER worker: one Faust agent per input topic, micro-batched inference, confluent output.
+
+Per batch (``stream.take_events(max_batch, within=max_wait_s)``):
+
+1. the pure pipeline (:func:`streams.pipeline.process_batch`) decodes, validates and infers the
+   batch on one dedicated inference thread, so the event loop keeps fetching, heart-beating
+   and answering probes meanwhile;
+2. its outputs (one per input: entity event or dead letter) are produced in input order and
+   the loop body waits until the broker has acknowledged every one of them;
+3. only then does the body finish, and Faust acks the batch: its offsets become committable.
+
+A delivery that cannot succeed stops the process at once *without* acking (crash-stop, exit
+code :data:`EXIT_CRASH_STOP`): the batch is processed again after the restart, and nothing is
+lost. Bad input never gets that far; it is dead-lettered by the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+import faust
+from faust.streams import Stream
+from faust.types import TP, EventT, StreamT
+
+from models.manifest import ModelError
+from models.runtime import NerModel
+from schemas.codecs import ModelInfo
+from streams.app import create_app, raw_topic, run_app
+from streams.cli import EXIT_USAGE, CommandError
+from streams.metrics import PartitionOffsets, WorkerMetrics, partition_lag
+from streams.pipeline import BatchResult, Entity, PipelineConfig, RawMessage, process_batch
+from streams.producer import (
+    DeliveryError,
+    KafkaOutputProducer,
+    OutputTransport,
+    deliver_all,
+    producer_config,
+)
+from streams.settings import ModelSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+#: Exit code of a worker that stopped because an output could not be delivered.
+EXIT_CRASH_STOP = 3
+
+
+class ModelManifest(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+class ServedModel(Protocol):
+    """The model as the worker uses it (``models.runtime.NerModel`` satisfies it)."""
+
+    @property
+    def manifest(self) -> ModelManifest: ...
+    @property
+    def provider(self) -> str: ...
+    def predict(self, texts: list[str]) -> Sequence[Sequence[Entity]]: ...
+
+
+@dataclass
+class WorkerState:
+    """What the health probes report.
+
+    The model is loaded before the app (and its web server) starts, so "model loaded" holds
+    whenever a probe can be answered; readiness then only waits for partitions.
+    """
+
+    assigned: frozenset[TP] = field(default_factory=frozenset)
+    batches: int = 0
+    records: int = 0
+    #: ``records`` when progress was last logged.
+    records_logged: int = 0
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """Ready when input partitions are assigned; else the reasons."""
+        reasons = [] if self.assigned else ["no input partitions assigned"]
+        return not reasons, reasons
+
+
+def crash_stop(reason: str) -> None:
+    """Leave now, acking nothing: unacked offsets are never committed, so nothing is lost."""
+    logger.critical("crash-stop: %s; exiting without committing the batch in flight", reason)
+    logging.shutdown()
+    os._exit(EXIT_CRASH_STOP)
+
+
+class NerWorker:
+    """A Faust app that turns input records into entity events and dead letters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ServedModel,
+        metrics: WorkerMetrics | None = None,
+        transport: OutputTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.worker_id = settings.worker.identity()
+        self.metrics = metrics or WorkerMetrics()
+        manifest = model.manifest
+        self.metrics.set_model(manifest.name, manifest.version, model.provider)
+        self.state = WorkerState()
+        self.config = PipelineConfig(
+            entities_topic=settings.topics.entities,
+            dead_letter_topic=settings.topics.dead_letter,
+            format_by_topic=settings.topics.format_by_topic(),
+            max_text_chars=settings.worker.max_text_chars,
+            worker_id=self.worker_id,
+            model=ModelInfo(manifest.name, manifest.version),
+        )
+        self._producer: KafkaOutputProducer | None = None
+        if transport is None:
+            self._producer = KafkaOutputProducer(
+                producer_config(settings, client_id=f"nerstream-{self.worker_id}")
+            )
+            transport = self._producer
+        self.transport = transport
+        # One thread: inference of all agents is serialized on it; the model's own
+        # intra-op threads (model.threads) do the parallel work.
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerstream-infer")
+        self.app = create_app(settings)
+        for topic in settings.topics.inputs:
+            self._add_agent(topic)
+        self._add_lag_timer()
+        self._add_views()
+        # mode's Signal types receivers as (sender, *args); ours name the one argument sent.
+        self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+
+    # --- agents -------------------------------------------------------------------------------
+
+    def _add_agent(self, topic: str) -> None:
+        worker = self.settings.worker
+
+        async def ner(stream: StreamT[bytes]) -> None:
+            # take_events is implemented by Stream but not declared on the StreamT interface.
+            batches = cast(Stream[bytes], stream).take_events(
+                worker.max_batch, within=worker.max_wait_s
+            )
+            async for events in batches:
+                await self.handle_batch(events)
+
+        self.app.agent(raw_topic(self.app, topic), name=f"ner:{topic}")(ner)
+
+    async def handle_batch(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process one batch and return only once every output is acknowledged.
+
+        Never raises: returning lets Faust ack the batch, so every failure here either becomes
+        a dead letter (inside the pipeline) or stops the process before the ack.
+        """
+        messages = [_raw_message(event) for event in events]
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                self.inference, process_batch, messages, self.model.predict, self.config, _now
+            )
+            resent = await deliver_all(result.outputs, self.transport)
+        except DeliveryError as exc:
+            crash_stop(str(exc))
+            return
+        except Exception as exc:
+            logger.exception(
+                "unexpected failure processing %s",
+                _describe(messages),
+                extra={"offsets": _describe(messages)},
+            )
+            crash_stop(f"{type(exc).__name__} while processing {_describe(messages)}")
+            return
+        self.state.batches += 1
+        self.state.records += len(messages)
+        self._record(messages, result, resent)
+
+    def _record(self, messages: list[RawMessage], result: BatchResult, resent: int) -> None:
+        metrics = self.metrics
+        metrics.batch_size.observe(len(messages))
+        if result.inferred:
+            metrics.inference_seconds.observe(result.inference_seconds)
+        if result.retried_one_by_one:
+            metrics.inference_retries.inc()
+        if resent:
+            metrics.delivery_retries.inc(resent)
+        # Counted per batch, then added once per label set: labels() costs more than inc().
+        consumed: Counter[str] = Counter()
+        produced: Counter[str] = Counter()
+        dead: Counter[tuple[str, str]] = Counter()
+        entities: Counter[str] = Counter()
+        for output in result.outputs:
+            source = output.source
+            consumed[source.topic] += 1
+            if output.kind == "dead_letter":
+                dead[(source.topic, output.error_code)] += 1
+                logger.warning(
+                    "dead-lettered topic=%s partition=%d offset=%d error_code=%s",
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                    output.error_code,
+                    extra={
+                        "topic": source.topic,
+                        "partition": source.partition,
+                        "offset": source.offset,
+                        "error_code": output.error_code,
+                    },
+                )
+                continue
+            produced[source.topic] += 1
+            entities.update(output.entity_types)
+            if output.latency_s is not None:
+                # A producer clock ahead of ours must not make the histogram lie below zero.
+                metrics.end_to_end_seconds.observe(max(output.latency_s, 0.0))
+        for topic, count in consumed.items():
+            metrics.records_consumed.labels(topic=topic).inc(count)
+        for topic, count in produced.items():
+            metrics.events_produced.labels(topic=topic).inc(count)
+        for (topic, code), count in dead.items():
+            metrics.records_dead_lettered.labels(topic=topic, error_code=code).inc(count)
+        for entity_type, count in entities.items():
+            metrics.entities_found.labels(type=entity_type).inc(count)
+        logger.debug(
+            "batch done %s outputs=%d",
+            _describe(messages),
+            len(result.outputs),
+            extra={"offsets": _describe(messages), "records": len(messages)},
+        )
+
+    # --- rebalances and lag -------------------------------------------------------------------
+
+    async def _on_assigned(self, app: faust.App, assigned: set[TP], **_: Any) -> None:
+        inputs = set(self.settings.topics.inputs)
+        self.state.assigned = frozenset(tp for tp in assigned if tp.topic in inputs)
+        self.metrics.assigned_partitions.set(len(self.state.assigned))
+        logger.info(
+            "assigned partitions=%s",
+            ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(self.state.assigned)) or "-",
+        )
+
+    async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
+        self.state.assigned = self.state.assigned - revoked
+        self.metrics.assigned_partitions.set(len(self.state.assigned))
+
+    def _add_lag_timer(self) -> None:
+        self.app.timer(self.settings.worker.lag_interval_s, name="nerstream-lag")(self._update_lag)
+
+    async def _update_lag(self) -> None:
+        try:
+            lag = await self.measure_lag()
+        except Exception as exc:  # a metric must never take the worker down
+            logger.warning("consumer lag not measured: %s: %s", type(exc).__name__, exc)
+            return
+        self.metrics.set_lag(lag)
+        total_lag = sum(value for value in lag.values() if value is not None)
+        state = self.state
+        if state.records != state.records_logged or total_lag:
+            # A progress line per interval while there is work, silence while idle.
+            logger.info(
+                "progress records=%d (+%d) batches=%d lag=%d partitions=%d",
+                state.records,
+                state.records - state.records_logged,
+                state.batches,
+                total_lag,
+                len(state.assigned),
+                extra={"records": state.records},
+            )
+            state.records_logged = state.records
+
+    async def measure_lag(self) -> dict[tuple[str, int], int | None]:
+        """Lag of every assigned input partition (see :func:`streams.metrics.partition_lag`)."""
+        assigned = sorted(self.state.assigned)
+        if not assigned:
+            return {}
+        consumer = self.app.consumer
+        highwaters = await consumer.highwaters(*assigned)
+        earliest = await consumer.earliest_offsets(*assigned)
+        committed = self.app.monitor.tp_committed_offsets
+        lag = {}
+        for tp in assigned:
+            committed_offset = committed.get(tp)
+            offsets = PartitionOffsets(
+                highwater=highwaters.get(tp),
+                committed=committed_offset,
+                # Only needed before the first commit, and it costs a call into the consumer.
+                position=await consumer.position(tp) if committed_offset is None else None,
+                earliest=earliest.get(tp),
+            )
+            lag[(tp.topic, tp.partition)] = partition_lag(offsets)
+        return lag
+
+    # --- web views ----------------------------------------------------------------------------
+
+    def _add_views(self) -> None:
+        worker = self
+
+        @self.app.page("/healthz")
+        async def healthz(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            alive = not worker.app.crashed
+            state = worker.state
+            body = {
+                "alive": alive,
+                "worker_id": worker.worker_id,
+                "batches": state.batches,
+                "records": state.records,
+            }
+            return view.json(body, status=200 if alive else 503)
+
+        @self.app.page("/readyz")
+        async def readyz(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            ready, reasons = worker.state.readiness()
+            body = {
+                "ready": ready,
+                "reasons": reasons,
+                "partitions": len(worker.state.assigned),
+                "model": {"name": worker.config.model.name, "version": worker.config.model.version},
+            }
+            return view.json(body, status=200 if ready else 503)
+
+        @self.app.page("/metrics")
+        async def metrics(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            payload, content_type = worker.metrics.render()
+            return view.bytes(payload, headers={"Content-Type": content_type})
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the producer and the inference thread (after the app has stopped)."""
+        if self._producer is not None:
+            left = self._producer.close()
+            if left:
+                logger.error("%d output(s) still undelivered at shutdown", left)
+        self.inference.shutdown(wait=True)
+
+
+def _raw_message(event: EventT[bytes]) -> RawMessage:
+    message = event.message
+    headers = message.headers or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((str(key), _header_bytes(value)) for key, value in pairs),
+    )
+
+
+def _header_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _describe(messages: Sequence[RawMessage]) -> str:
+    """topic/partition/offset ranges of a batch, for logs (never the record text)."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for message in messages:
+        where = (message.topic, message.partition)
+        low, high = ranges.get(where, (message.offset, message.offset))
+        ranges[where] = (min(low, message.offset), max(high, message.offset))
+    return " ".join(
+        f"topic={topic} partition={partition} offsets={low}-{high}"
+        for (topic, partition), (low, high) in sorted(ranges.items())
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_model(model: ModelSettings) -> ServedModel:
+    """Load the configured model, or fail with a clear message (exit code 2)."""
+    try:
+        return NerModel.load(
+            model_dir=model.model_dir or None,
+            provider=model.provider,
+            threads=model.threads,
+            quantized=model.quantized,
+        )
+    except ModelError as exc:
+        raise CommandError(f"cannot load the model: {exc}", EXIT_USAGE) from exc
+
+
+def run_worker(settings: Settings, model: ServedModel) -> None:
+    """Run the worker in the foreground until SIGTERM/SIGINT, then stop cleanly."""
+    worker = NerWorker(settings, model)
+    logger.info(
+        "worker %s serving model %s %s on %s; inputs=%s",
+        worker.worker_id,
+        model.manifest.name,
+        model.manifest.version,
+        model.provider,
+        ",".join(settings.topics.inputs),
+    )
+    try:
+        run_app(worker.app)
+    finally:
+        worker.close()

@@ -1,0 +1,91 @@
+"""The one Faust application factory: every nerstream Faust worker is configured here.
+
+Keys and values travel as raw bytes (decoding is the pipeline's job, so a bad message becomes
+a dead letter instead of a Faust deserialization crash). Security settings reach aiokafka
+through Faust's credentials; confluent-kafka gets the same ones from
+:meth:`streams.settings.KafkaSettings.confluent_config`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from streams.settings import KafkaSettings, Settings
+
+
+def broker_urls(kafka: KafkaSettings) -> list[str]:
+    """Faust's ``kafka://host:port`` form of ``kafka.bootstrap_servers``."""
+    return [
+        f"kafka://{host.strip()}" for host in kafka.bootstrap_servers.split(",") if host.strip()
+    ]
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context for SSL and SASL_SSL: the configured CA (else the system's) and client
+    certificate, if any."""
+    context = ssl.create_default_context(cafile=kafka.ssl_cafile or None)
+    if kafka.ssl_certfile:
+        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile or None)
+    return context
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """Faust credentials for the configured security protocol (None for PLAINTEXT)."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(kafka) if kafka.security_protocol.endswith("SSL") else None
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.reveal(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app for ``settings``: group, brokers, credentials, web server and data dir."""
+    worker = settings.worker
+    datadir = worker.data_dir / worker.group_id
+    # Faust creates only the last level of its data dir.
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        worker.group_id,
+        broker=broker_urls(settings.kafka),
+        broker_credentials=broker_credentials(settings.kafka),
+        # Faust binds 0.0.0.0 unless told otherwise.
+        web_bind=worker.web_host,
+        web_host=worker.web_host,
+        web_port=worker.web_port,
+        datadir=str(datadir),
+        topic_replication_factor=settings.topics.replication_factor,
+        # A new group starts at the beginning: records produced before the first worker
+        # started are processed too.
+        consumer_auto_offset_reset="earliest",
+        # Back-pressure: fetch and buffer only a few batches ahead, so a graceful stop, which
+        # finishes everything already handed to the agents, stays short.
+        broker_max_poll_records=worker.max_batch,
+        stream_buffer_maxsize=4 * worker.max_batch,
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+    )
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic whose keys and values are plain bytes."""
+    return app.topic(name, key_type=bytes, value_type=bytes)
+
+
+def run_app(app: faust.App) -> None:
+    """Run ``app`` in the foreground until SIGTERM/SIGINT, then stop cleanly."""
+    worker = faust.Worker(app, loglevel="INFO", override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise

@@ -1,0 +1,103 @@
+"""Strict entity-level scores (conlleval semantics) and the ``nerstream evaluate`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.tags import Span, tags_to_spans
+from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from tests.unit.conftest import TinyModel
+from training.metrics import score_spans
+
+
+def test_perfect_prediction() -> None:
+    gold = [[Span(0, 2, "PER"), Span(5, 7, "LOC")], []]
+    report = score_spans(gold, gold)
+    assert (report.micro.precision, report.micro.recall, report.micro.f1) == (100, 100, 100)
+    assert report.per_type["PER"].support == 1
+
+
+def test_boundary_and_type_errors_count_twice() -> None:
+    gold = [[Span(0, 2, "PER"), Span(5, 7, "LOC"), Span(8, 9, "ORG")]]
+    predicted = [[Span(0, 3, "PER"), Span(5, 7, "ORG"), Span(8, 9, "ORG")]]
+    report = score_spans(gold, predicted)
+    assert report.micro.correct == 1
+    assert report.micro.precision == pytest.approx(100 / 3)
+    assert report.micro.recall == pytest.approx(100 / 3)
+    assert report.per_type["PER"].f1 == 0.0
+    assert report.per_type["ORG"].precision == 50.0
+    assert report.per_type["ORG"].recall == 100.0
+    assert report.per_type["ORG"].f1 == pytest.approx(200 / 3)
+    assert report.per_type["LOC"].as_dict()["support"] == 1
+
+
+def test_nothing_predicted_scores_zero_not_an_error() -> None:
+    report = score_spans([[Span(0, 1, "PER")]], [[]])
+    assert report.micro.as_dict() == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 1,
+        "predicted": 0,
+    }
+
+
+def test_types_filter_ignores_other_types_on_both_sides() -> None:
+    gold = [[Span(0, 2, "PER"), Span(3, 4, "NUM")]]
+    predicted = [[Span(0, 2, "PER"), Span(5, 6, "NUM")]]
+    report = score_spans(gold, predicted, ["PER", "LOC"])
+    assert list(report.per_type) == ["PER", "LOC"]
+    assert report.micro.f1 == 100.0
+    assert report.per_type["LOC"].support == 0
+
+
+def test_conlleval_example_through_tags() -> None:
+    # conlleval reads the stray I-LOC as an entity of its own and the B-PER I-ORG as two.
+    gold = tags_to_spans(["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "B-ORG"], "BIO")
+    predicted = tags_to_spans(["B-PER", "I-ORG", "O", "O", "I-LOC", "O", "B-ORG"], "BIO")
+    report = score_spans([gold], [predicted])
+    assert report.micro.correct == 1  # only the ORG
+    assert report.micro.predicted == 4
+    assert report.micro.support == 3
+    assert "micro" in report.table()
+
+
+def test_sentence_counts_must_match() -> None:
+    with pytest.raises(ValueError, match="sentences"):
+        score_spans([[]], [])
+
+
+@pytest.mark.training
+def test_evaluate_command(
+    tiny_model: TinyModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "gold.txt"
+    data.write_text(
+        "张 B-PER\n三 E-PER\n在 O\n北 B-LOC\n京 E-LOC\n\n新 B-ORG\n华 M-ORG\n社 E-ORG\n"
+    )
+    out = tmp_path / "scores.json"
+    argv = ["evaluate", "--model", str(tiny_model.model_dir), "--data", str(data), "--json"]
+    assert main([*argv, str(out), "--types", "PER,LOC,ORG"]) == EXIT_OK
+    scores = json.loads(out.read_text())
+    assert set(scores["micro"]) >= {"precision", "recall", "f1"}
+    assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
+    assert scores["per_type"]["LOC"]["support"] == 1
+    assert "micro" in capsys.readouterr().out
+    # Without --types: the model's types that the data annotates (no NUM here), fp32 model.
+    assert main([*argv, str(out), "--fp32"]) == EXIT_OK
+    assert set(json.loads(out.read_text())["per_type"]) == {"PER", "LOC", "ORG"}
+
+
+@pytest.mark.training
+def test_evaluate_command_errors(tiny_model: TinyModel, tmp_path: Path) -> None:
+    model = ["--model", str(tiny_model.model_dir)]
+    assert main(["evaluate", *model, "--data", str(tmp_path / "absent.txt")]) == EXIT_FAILED
+    bad = tmp_path / "bad.txt"
+    bad.write_text("张 B-PER\n三\n")
+    assert main(["evaluate", *model, "--data", str(bad)]) == EXIT_FAILED
+    with pytest.raises(SystemExit) as raised:
+        main(["evaluate", *model, "--data", str(bad), "--format", "xml"])
+    assert raised.value.code == EXIT_USAGE

@@ -1,0 +1,148 @@
+"""Training pieces: config handling, data preparation, the padding-exact BiLSTM, the CRF loss."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import Tensor  # noqa: E402
+
+from models.tags import Span, label_set  # noqa: E402
+from training.corpora import Example  # noqa: E402
+from training.model import Crf, Tagger, TaggerShape, gather_steps, reverse_index  # noqa: E402
+from training.train import (  # noqa: E402
+    TrainConfig,
+    length_batches,
+    load_config,
+    normalized_example,
+    split_long,
+)
+
+pytestmark = pytest.mark.training
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 3, "entity_types": ["PER"]}))
+    config = load_config(path, ["hidden=8", "weak_num=false", "entity_types=PER,LOC"])
+    assert (config.epochs, config.hidden, config.weak_num) == (3, 8, False)
+    assert config.entity_types == ("PER", "LOC")
+    for bad in (["nope=1"], ["hidden=x"], ["weak_num=maybe"], ["epochs"]):
+        with pytest.raises(ValueError):
+            config.with_overrides(bad)
+    with pytest.raises(ValueError, match="unknown config key"):
+        TrainConfig.from_mapping({"hiden": 3})
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config(Path("training/configs/msra-bilstm-crf.json"))
+    assert config.entity_types == ("PER", "LOC", "ORG", "NUM")
+
+
+def test_split_long_never_cuts_an_entity() -> None:
+    example = Example("abcdefghij", (Span(2, 4, "PER"), Span(4, 7, "LOC")))
+    pieces = split_long(example, 5)
+    assert "".join(piece.text for piece in pieces) == example.text
+    assert pieces[0] == Example("abcd", (Span(2, 4, "PER"),))
+    assert pieces[1] == Example("efghij"[:5], (Span(0, 3, "LOC"),))
+    assert all(len(piece.text) <= 5 for piece in pieces)
+
+
+def test_normalized_example_moves_spans() -> None:
+    example = Example("５㎏张三", (Span(0, 2, "NUM"), Span(2, 4, "PER")))
+    assert normalized_example(example) == Example("5kg张三", (Span(0, 3, "NUM"), Span(3, 5, "PER")))
+
+
+def test_length_batches_cover_every_example_once() -> None:
+    import random
+
+    batches = list(length_batches([5, 1, 9, 3, 3, 7, 2], 3, random.Random(0)))
+    assert sorted(i for batch in batches for i in batch) == list(range(7))
+    assert all(len(batch) <= 3 for batch in batches)
+
+
+def test_reverse_index_reverses_within_length_only() -> None:
+    index = reverse_index(torch.tensor([3, 0, 5]), 5)
+    assert index.tolist() == [[2, 1, 0, 3, 4], [0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+    values = torch.arange(15).reshape(3, 5)
+    assert gather_steps(gather_steps(values, index), index).tolist() == values.tolist()
+
+
+def test_tagger_is_padding_exact() -> None:
+    torch.manual_seed(0)
+    labels = label_set(("PER",), "BMES")
+    model = Tagger(TaggerShape(20, 30, len(labels), 6, 4, 5, 0.0), labels, "BMES").eval()
+    lengths = torch.tensor([6, 2, 4])
+    chars = torch.randint(2, 20, (3, 6)) * (torch.arange(6) < lengths[:, None])
+    bigrams = torch.randint(2, 30, (3, 6)) * (torch.arange(6) < lengths[:, None])
+    lexicon = torch.randint(0, 4096, (3, 6)) * (torch.arange(6) < lengths[:, None])
+    with torch.no_grad():
+        together = model(chars, bigrams, lexicon, lengths)
+        for row, length in enumerate(lengths.tolist()):
+            alone = model(
+                chars[row : row + 1, :length],
+                bigrams[row : row + 1, :length],
+                lexicon[row : row + 1, :length],
+                lengths[row : row + 1],
+            )
+            torch.testing.assert_close(together[row, :length], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_crf_loss_equals_brute_force() -> None:
+    torch.manual_seed(1)
+    labels = label_set(("PER",), "BIO")  # O, B-PER, I-PER
+    crf = Crf(labels, "BIO")
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    emissions: Tensor = torch.randn(2, 4, 3)
+    lengths = torch.tensor([4, 3])
+    tags = torch.tensor([[1, 2, 0, 1], [0, 1, 2, 0]])
+    transitions, start, end = crf.scores()
+
+    def score(path: tuple[int, ...], row: int) -> Tensor:
+        total: Tensor = start[path[0]] + end[path[-1]] + emissions[row, 0, path[0]]
+        for t in range(1, len(path)):
+            total = total + transitions[path[t - 1], path[t]] + emissions[row, t, path[t]]
+        return total
+
+    expected = []
+    for row, length in enumerate(lengths.tolist()):
+        paths = list(itertools.product(range(3), repeat=length))
+        log_z = torch.logsumexp(torch.stack([score(p, row) for p in paths]), dim=0)
+        expected.append(log_z - score(tuple(tags[row, :length].tolist()), row))
+    loss = crf.negative_log_likelihood(emissions, tags, lengths)
+    torch.testing.assert_close(loss, torch.stack(expected).mean())
+
+
+def test_name_lists_are_back_to_back_person_names() -> None:
+    import random
+
+    from training.augment import name_lists
+
+    source = [
+        Example("张三和李四去北京", (Span(0, 2, "PER"), Span(3, 5, "PER"), Span(6, 8, "LOC")))
+    ]
+    lists = name_lists(source, 20, random.Random(0))
+    assert len(lists) == 20
+    for example in lists:
+        assert len(example.spans) >= 2
+        assert {example.text[s.start : s.end] for s in example.spans} <= {"张三", "李四"}
+        assert all(s.type == "PER" for s in example.spans)
+        assert all(a.end <= b.start for a, b in itertools.pairwise(example.spans))
+    assert name_lists([Example("北京", (Span(0, 2, "LOC"),))], 5, random.Random(0)) == []
+
+
+def test_grouped_numbers_copies_sentences_with_thousands_separators() -> None:
+    from training.augment import grouped_numbers
+
+    text = "收入21350元，增加1630多元，共3亿"
+    example = Example(text, (Span(2, 7, "NUM"), Span(11, 16, "NUM"), Span(19, 21, "NUM")))
+    (copy,) = grouped_numbers([example, Example("三人", (Span(0, 1, "NUM"),))])
+    assert copy.text == "收入21,350元，增加1,630多元，共3亿"
+    assert [copy.text[s.start : s.end] for s in copy.spans] == ["21,350", "1,630多", "3亿"]

@@ -1,0 +1,78 @@
+"""Synthetic training sentences for patterns MSRA's training set lacks.
+
+Name lists: person names with no or little punctuation between them.
+
+News text lists people back to back ("出席会议的有张三李四王五……", rosters of committees); MSRA's
+test set is full of such lists, its training set nearly has none (about 1 in 80 names touches
+another name there, 1 in 4 in test), so a tagger trained on MSRA alone merges neighbouring names.
+These sentences, built from the training set's own PER entities, teach it where one name ends.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from models.tags import Span
+from training.corpora import Example
+
+#: Between two names: nothing mostly, sometimes an enumeration comma or a space.
+_SEPARATORS = ("", "", "", "", "、", " ")
+
+
+def name_lists(
+    examples: Sequence[Example], count: int, rng: random.Random, max_names: int = 10
+) -> list[Example]:
+    """``count`` sentences of 2..max_names PER names drawn from ``examples``."""
+    names = sorted(
+        {
+            example.text[span.start : span.end]
+            for example in examples
+            for span in example.spans
+            if span.type == "PER" and 2 <= span.end - span.start <= 4
+        }
+    )
+    if not names:
+        return []
+    sentences = []
+    for _ in range(count):
+        text = ""
+        spans = []
+        separator = rng.choice(_SEPARATORS)
+        for index in range(rng.randint(2, max_names)):
+            if index:
+                text += separator
+            name = rng.choice(names)
+            spans.append(Span(len(text), len(text) + len(name), "PER"))
+            text += name
+        sentences.append(Example(text, tuple(spans)))
+    return sentences
+
+
+_LONG_INTEGER = re.compile(r"\d{4,7}(?!\d)")
+
+
+def grouped_numbers(examples: Sequence[Example]) -> list[Example]:
+    """Copies of the sentences whose NUM entities start with a 4-7 digit integer, written with
+    thousands separators ("21350元" -> "21,350元"), spans moved accordingly.
+
+    After normalization MSRA's "，" is the same "," that separates thousands, and MSRA itself
+    writes numbers without separators, so a tagger trained on it alone cuts "21,350" in two.
+    """
+    copies = []
+    for example in examples:
+        text, spans, cursor, changed = "", [], 0, False
+        for span in example.spans:
+            entity = example.text[span.start : span.end]
+            match = _LONG_INTEGER.match(entity) if span.type == "NUM" else None
+            if match:
+                entity = f"{int(match.group()):,}" + entity[match.end() :]
+                changed = True
+            text += example.text[cursor : span.start]
+            spans.append(Span(len(text), len(text) + len(entity), span.type))
+            text += entity
+            cursor = span.end
+        if changed:
+            copies.append(Example(text + example.text[cursor:], tuple(spans)))
+    return copies

@@ -1,0 +1,96 @@
+"""Strict entity-level precision, recall and F1 (conlleval semantics), per type and micro.
+
+An entity counts as correct only if its type, start and end all match a gold entity. Scores are
+percentages; a score with nothing to divide by is 0 (as conlleval prints it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from models.tags import Span
+
+
+@dataclass(frozen=True)
+class Score:
+    correct: int
+    predicted: int
+    support: int  # gold entities
+
+    @property
+    def precision(self) -> float:
+        return 100.0 * self.correct / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return 100.0 * self.correct / self.support if self.support else 0.0
+
+    @property
+    def f1(self) -> float:
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "support": self.support,
+            "predicted": self.predicted,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    micro: Score
+    per_type: dict[str, Score]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "micro": self.micro.as_dict(),
+            "per_type": {name: score.as_dict() for name, score in self.per_type.items()},
+        }
+
+    def table(self) -> str:
+        rows = [f"{'type':<8}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+        for name, score in [*self.per_type.items(), ("micro", self.micro)]:
+            rows.append(
+                f"{name:<8}{score.precision:>10.2f}{score.recall:>10.2f}"
+                f"{score.f1:>10.2f}{score.support:>10}"
+            )
+        return "\n".join(rows)
+
+
+def score_spans(
+    gold: Sequence[Iterable[Span]],
+    predicted: Sequence[Iterable[Span]],
+    entity_types: Sequence[str] | None = None,
+) -> Report:
+    """Compare gold and predicted entities sentence by sentence.
+
+    Only ``entity_types`` are scored when given (others are ignored on both sides); otherwise
+    every type seen in either, sorted.
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
+    correct: Counter[str] = Counter()
+    predicted_count: Counter[str] = Counter()
+    gold_count: Counter[str] = Counter()
+    for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
+        gold_set = set(gold_spans)
+        predicted_set = set(predicted_spans)
+        gold_count.update(span.type for span in gold_set)
+        predicted_count.update(span.type for span in predicted_set)
+        correct.update(span.type for span in gold_set & predicted_set)
+    names = list(entity_types) if entity_types is not None else sorted(gold_count | predicted_count)
+    per_type = {
+        name: Score(correct[name], predicted_count[name], gold_count[name]) for name in names
+    }
+    micro = Score(
+        sum(score.correct for score in per_type.values()),
+        sum(score.predicted for score in per_type.values()),
+        sum(score.support for score in per_type.values()),
+    )
+    return Report(micro, per_type)

@@ -1,0 +1,167 @@
+"""The tagger: character, bigram and lexicon features -> BiLSTM -> per-label emissions -> CRF.
+
+The backward LSTM direction reverses each sequence within its own length (a gather with per-row
+indices), runs a forward LSTM and reverses back. Padding then only ever follows the real
+characters, so a padded batch computes exactly what each sentence computes alone, and the graph
+exports to ONNX as plain LSTM and GatherElements nodes (packed sequences do not export well).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from models.features import LEXICON_BITS, PAD_ID
+from models.tags import Scheme, transition_constraints
+
+#: Score added to forbidden CRF transitions: large enough to never win, finite so that
+#: forward-backward arithmetic stays free of inf - inf.
+FORBIDDEN = -1.0e4
+
+
+@dataclass(frozen=True)
+class TaggerShape:
+    chars: int  # vocabulary sizes
+    bigrams: int
+    labels: int
+    char_dim: int
+    bigram_dim: int
+    hidden: int  # per direction
+    dropout: float
+
+
+def reverse_index(lengths: Tensor, steps: int) -> Tensor:
+    """(B, T) indices that reverse the first lengths[b] steps of each row; padding stays put.
+
+    Applying the same gather twice restores the original order.
+    """
+    positions = torch.arange(steps, device=lengths.device).unsqueeze(0)
+    last = lengths.unsqueeze(1) - 1
+    return torch.where(positions <= last, last - positions, positions)
+
+
+def gather_steps(values: Tensor, index: Tensor) -> Tensor:
+    """Reorder the steps (axis 1) of (B, T) or (B, T, D) values by a (B, T) index."""
+    if values.dim() == 3:
+        index = index.unsqueeze(2).expand(-1, -1, values.shape[2])
+    return values.gather(1, index)
+
+
+class Crf(nn.Module):
+    """Linear-chain CRF scores; forbidden transitions (by the tag scheme) get FORBIDDEN."""
+
+    transition_mask: Tensor
+    start_mask: Tensor
+    end_mask: Tensor
+
+    def __init__(self, labels: Sequence[str], scheme: Scheme) -> None:
+        super().__init__()
+        allowed, allowed_start, allowed_end = transition_constraints(labels, scheme)
+        size = len(labels)
+        self.transitions = nn.Parameter(torch.zeros(size, size))
+        self.start = nn.Parameter(torch.zeros(size))
+        self.end = nn.Parameter(torch.zeros(size))
+        for name, mask in (
+            ("transition_mask", allowed),
+            ("start_mask", allowed_start),
+            ("end_mask", allowed_end),
+        ):
+            penalty = np.where(mask, 0.0, FORBIDDEN).astype(np.float32)
+            self.register_buffer(name, torch.from_numpy(penalty))
+
+    def scores(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(transitions[from, to], start, end) with the constraints applied."""
+        return (
+            self.transitions + self.transition_mask,
+            self.start + self.start_mask,
+            self.end + self.end_mask,
+        )
+
+    def numpy_scores(self) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+        transitions, start, end = (score.detach().cpu().numpy() for score in self.scores())
+        return transitions, start, end
+
+    def negative_log_likelihood(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
+        """Mean over the batch of -log P(tags | emissions); rows need lengths >= 1."""
+        transitions, start, end = self.scores()
+        batch, steps, _ = emissions.shape
+        mask = torch.arange(steps, device=emissions.device).unsqueeze(0) < lengths.unsqueeze(1)
+        rows = torch.arange(batch, device=emissions.device)
+
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+        moved = transitions[tags[:, :-1], tags[:, 1:]]
+        gold = (
+            (emitted * mask).sum(1)
+            + (moved * mask[:, 1:]).sum(1)
+            + start[tags[:, 0]]
+            + end[tags[rows, lengths - 1]]
+        )
+
+        alpha = start.unsqueeze(0) + emissions[:, 0]
+        for t in range(1, steps):
+            step = torch.logsumexp(alpha.unsqueeze(2) + transitions.unsqueeze(0), dim=1)
+            alpha = torch.where(mask[:, t : t + 1], step + emissions[:, t], alpha)
+        partition = torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
+        return (partition - gold).mean()
+
+
+class Tagger(nn.Module):
+    """forward(chars, bigrams, lexicon, lengths) -> emissions (B, T, labels).
+
+    One bidirectional layer, laid out for inference speed: the backward direction reverses the
+    cheap inputs (ids and lexicon bits) rather than embedded features, works time-major (the
+    layout of ONNX's LSTM op, so no transposes of wide tensors), and each direction projects to
+    the labels on its own, so only the narrow per-label scores are reversed back. The sum equals
+    a projection of the concatenated directions.
+    """
+
+    lexicon_bits: Tensor
+
+    def __init__(self, shape: TaggerShape, labels: Sequence[str], scheme: Scheme) -> None:
+        super().__init__()
+        self.shape = shape
+        self.char_embedding = nn.Embedding(shape.chars, shape.char_dim, padding_idx=PAD_ID)
+        self.bigram_embedding = nn.Embedding(shape.bigrams, shape.bigram_dim, padding_idx=PAD_ID)
+        input_dim = shape.char_dim + shape.bigram_dim + LEXICON_BITS
+        # Row i holds the bits of lexicon id i as floats: expanding is one cheap Gather.
+        ids = torch.arange(2**LEXICON_BITS).unsqueeze(1)
+        self.register_buffer("lexicon_bits", ((ids >> torch.arange(LEXICON_BITS)) & 1).float())
+        self.dropout = nn.Dropout(shape.dropout)
+        self.forward_lstm = nn.LSTM(input_dim, shape.hidden)
+        self.backward_lstm = nn.LSTM(input_dim, shape.hidden)
+        self.forward_projection = nn.Linear(shape.hidden, shape.labels)
+        self.backward_projection = nn.Linear(shape.hidden, shape.labels, bias=False)
+        self.crf = Crf(labels, scheme)
+
+    def _direction(
+        self, lstm: nn.LSTM, projection: nn.Linear, chars: Tensor, bigrams: Tensor, lexicon: Tensor
+    ) -> Tensor:
+        """Per-label scores (T, B, K) of one direction, from batch-major inputs."""
+        features = torch.cat(
+            [
+                self.char_embedding(chars.t()),
+                self.bigram_embedding(bigrams.t()),
+                nn.functional.embedding(lexicon.t(), self.lexicon_bits),
+            ],
+            dim=2,
+        )
+        hidden, _ = lstm(self.dropout(features))
+        scores: Tensor = projection(self.dropout(hidden))
+        return scores
+
+    def forward(self, chars: Tensor, bigrams: Tensor, lexicon: Tensor, lengths: Tensor) -> Tensor:
+        index = reverse_index(lengths, chars.shape[1])
+        ahead = self._direction(self.forward_lstm, self.forward_projection, chars, bigrams, lexicon)
+        behind = self._direction(
+            self.backward_lstm,
+            self.backward_projection,
+            gather_steps(chars, index),
+            gather_steps(bigrams, index),
+            gather_steps(lexicon, index),
+        )
+        return ahead.transpose(0, 1) + gather_steps(behind.transpose(0, 1), index)
