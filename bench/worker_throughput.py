@@ -1,6 +1,6 @@
 """End-to-end worker throughput against model-only throughput, on the same records, same run.
 
-    .venv/bin/python -m bench.worker_throughput [--records 5000] [--model-dir DIR] [--max-batch 256]
+    .venv/bin/python -m bench.worker_throughput [--records 15000] [--model-dir DIR]
 
 1. Starts a private single-node Kafka (``streams.local_kafka``, free loopback ports, temp dir)
    unless ``--bootstrap-servers`` names one, and creates fresh topics.
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--records", type=int, default=15000)
     parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")

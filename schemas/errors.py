@@ -18,6 +18,10 @@ class ErrorCode(StrEnum):
     MISSING_TEXT = "MISSING_TEXT"
     EMPTY_TEXT = "EMPTY_TEXT"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    #: The model failed on this record even when it was retried alone (set by the worker).
+    INFERENCE_FAILED = "INFERENCE_FAILED"
+    #: The record's entity event would exceed the largest message Kafka accepts (set by the worker).
+    OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
 
 
 class DecodeError(ValueError):

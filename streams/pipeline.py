@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal, Protocol
 
 from schemas.codecs import (
@@ -29,7 +28,7 @@ from schemas.codecs import (
     content_type_from_headers,
     decode_record,
 )
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +40,6 @@ MAX_OUTPUT_BYTES = 1_000_000
 SCHEMA_HEADER = "nerstream-schema"
 ENTITY_EVENT_SCHEMA = b"nerstream.v1.EntityEvent"
 DEAD_LETTER_SCHEMA = b"nerstream.v1.DeadLetter"
-
-
-class WorkerErrorCode(StrEnum):
-    """Dead-letter codes the worker adds to the decoding codes of :class:`ErrorCode`."""
-
-    #: The model failed on this record even when it was retried alone.
-    INFERENCE_FAILED = "INFERENCE_FAILED"
-    #: The record's entity event would exceed the largest message Kafka accepts.
-    OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
 
 
 class Entity(Protocol):
@@ -180,11 +170,11 @@ def process_batch(
                         "topic": message.topic,
                         "partition": message.partition,
                         "offset": message.offset,
-                        "error_code": WorkerErrorCode.INFERENCE_FAILED.value,
+                        "error_code": ErrorCode.INFERENCE_FAILED.value,
                     },
                 )
                 outputs[index] = dead_letter(
-                    message, WorkerErrorCode.INFERENCE_FAILED, str(result), config, processed_at
+                    message, ErrorCode.INFERENCE_FAILED, str(result), config, processed_at
                 )
             else:
                 outputs[index] = entity_output(message, record, result, config, processed_at)
@@ -286,7 +276,7 @@ def entity_output(
     if len(value) > config.max_output_bytes:
         return dead_letter(
             message,
-            WorkerErrorCode.OUTPUT_TOO_LARGE,
+            ErrorCode.OUTPUT_TOO_LARGE,
             f"the entity event has {len(value)} bytes, more than {config.max_output_bytes}",
             config,
             processed_at,

@@ -28,7 +28,6 @@ from streams.agents import EXIT_CRASH_STOP
 from streams.kafka_tools import ConsumedOutput, consume_outputs
 from streams.settings import Settings
 from tests.conftest import KafkaScope
-from tests.integration.conftest import serves_shipped_model
 from tests.integration.worker_process import (
     WorkerProcess,
     committed_offsets,
@@ -412,17 +411,16 @@ HAND_CHECKED = {
         ("PER", "王建华"),
         ("NUM", "３．５亿"),
     },
-    (
-        "国务院总理李鹏今天在北京会见了日本客人。"
-        + _FILLER
-        + "联合国秘书长古特雷斯昨天抵达纽约。"
-    ): {("PER", "李鹏"), ("LOC", "日本"), ("PER", "古特雷斯"), ("LOC", "纽约")},
+    ("国务院总理李鹏今天在北京会见了日本客人。" + _FILLER + "联合国秘书长古特雷斯昨天抵达纽约。"): {
+        ("PER", "李鹏"),
+        ("LOC", "日本"),
+        ("PER", "古特雷斯"),
+        ("LOC", "纽约"),
+    },
 }
 
 
 def test_hand_checked_records_get_their_entities(pipeline: Pipeline) -> None:
-    if not serves_shipped_model(pipeline.model_dir):
-        pytest.skip("needs the shipped default model (the tiny test model finds little)")
     records = [
         InputRecord(id=f"hand-{index}", text=text, created_at=CREATED_AT)
         for index, text in enumerate(HAND_CHECKED)

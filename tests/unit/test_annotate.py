@@ -10,7 +10,7 @@ import pytest
 
 from models.annotate import InputError, Record, parse_line, read_records
 from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from tests.unit.conftest import TinyModel
+from tests.conftest import TinyModel
 
 
 def test_parse_line() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from models.tags import Span, tags_to_spans
 from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from tests.unit.conftest import TinyModel
+from tests.conftest import TinyModel
 from training.metrics import score_spans
 
 

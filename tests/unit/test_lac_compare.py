@@ -18,7 +18,7 @@ from bench.lac_compare import (
     render_markdown,
 )
 from models.tags import Span
-from tests.unit.conftest import TinyModel
+from tests.conftest import TinyModel
 from training.corpora import read_corpus
 from training.num_labels import find_numbers
 

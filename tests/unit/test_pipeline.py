@@ -21,7 +21,6 @@ from streams.pipeline import (
     PipelineConfig,
     Predict,
     RawMessage,
-    WorkerErrorCode,
     infer,
     process_batch,
 )
@@ -173,7 +172,7 @@ def test_a_failing_batch_is_retried_one_by_one_and_only_the_culprit_dead_lettere
     assert result.retried_one_by_one
     assert [out.kind for out in result.outputs] == ["entities", "dead_letter", "entities"]
     letter = DEAD_LETTER.decode(result.outputs[1].value)
-    assert letter.error_code == WorkerErrorCode.INFERENCE_FAILED
+    assert letter.error_code == ErrorCode.INFERENCE_FAILED
     assert "RuntimeError" in letter.error_message
     assert "炸" not in letter.error_message
 
@@ -190,7 +189,7 @@ def test_impossible_model_output_counts_as_an_inference_failure() -> None:
 
     for model in (out_of_range, overlapping, too_few):
         result = run([avro_message(0, "北京人")], predict=model)
-        assert result.outputs[0].error_code == WorkerErrorCode.INFERENCE_FAILED, model.__name__
+        assert result.outputs[0].error_code == ErrorCode.INFERENCE_FAILED, model.__name__
 
 
 def test_the_same_mention_reported_twice_is_kept_once() -> None:
@@ -214,7 +213,7 @@ def test_an_entity_event_too_large_for_kafka_becomes_a_dead_letter() -> None:
     result = run([message], max_output_bytes=150)
     output = result.outputs[0]
     assert output.kind == "dead_letter"
-    assert output.error_code == WorkerErrorCode.OUTPUT_TOO_LARGE
+    assert output.error_code == ErrorCode.OUTPUT_TOO_LARGE
     assert DEAD_LETTER.decode(output.value).value == message.value
 
 

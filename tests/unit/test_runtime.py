@@ -22,7 +22,7 @@ from models.runtime import (
     provider_chain,
 )
 from models.tags import viterbi_decode
-from tests.unit.conftest import TinyModel
+from tests.conftest import TinyModel
 
 TEXTS = [
     "中共中央总书记、国家主席江泽民今天在北京会见了美国总统克林顿。",
