@@ -16,7 +16,8 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -292,12 +293,12 @@ def test_two_workers_in_one_group_share_a_four_partition_topic(pipeline: Pipelin
     assert first.stop() == 0 and second.stop() == 0
 
 
-def test_a_worker_stopped_mid_stream_and_restarted_loses_nothing(pipeline: Pipeline) -> None:
-    records = list(mixed_records(RECORDS, seed=9))
-    first = pipeline.worker("before")
-    first.wait_ready()
-    # Records keep arriving while the worker stops, so the stop is mid-stream whatever the
-    # model's speed.
+@contextmanager
+def producing_in_background(
+    pipeline: Pipeline, records: list[InputRecord], worker: WorkerProcess
+) -> Iterator[Future[dict[bytes, Poison]]]:
+    """Produce records and poison at a steady rate in the background; enter once a quarter of
+    the records have their events, so what the body does happens mid-stream."""
     with ThreadPoolExecutor(max_workers=1) as background:
         produced = background.submit(
             produce_mix,
@@ -310,8 +311,18 @@ def test_a_worker_stopped_mid_stream_and_restarted_loses_nothing(pipeline: Pipel
         entities_topic = pipeline.settings.topics.entities
         deadline = time.monotonic() + PROCESS_TIMEOUT_S
         while sum(end_offsets(pipeline.settings, entities_topic, 2).values()) < len(records) // 4:
-            assert time.monotonic() < deadline, first.log_tail()
+            assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.1)
+        yield produced
+
+
+def test_a_worker_stopped_mid_stream_and_restarted_loses_nothing(pipeline: Pipeline) -> None:
+    records = list(mixed_records(RECORDS, seed=9))
+    first = pipeline.worker("before")
+    first.wait_ready()
+    # Records keep arriving while the worker stops, so the stop is mid-stream whatever the
+    # model's speed.
+    with producing_in_background(pipeline, records, first) as produced:
         stop_requested = datetime.now(UTC)
         assert first.stop() == 0, "SIGTERM ends the worker cleanly"
         stopped = datetime.now(UTC)
@@ -344,20 +355,7 @@ def test_a_worker_joining_mid_stream_takes_over_partitions_and_loses_nothing(
     records = list(mixed_records(RECORDS, seed=12))
     first = pipeline.worker("first")
     first.wait_ready()
-    with ThreadPoolExecutor(max_workers=1) as background:
-        produced = background.submit(
-            produce_mix,
-            pipeline.settings,
-            pipeline.input_topic,
-            records,
-            poison_mix(POISON),
-            rate=PRODUCE_RATE,
-        )
-        entities_topic = pipeline.settings.topics.entities
-        deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        while sum(end_offsets(pipeline.settings, entities_topic, 2).values()) < len(records) // 4:
-            assert time.monotonic() < deadline, first.log_tail()
-            time.sleep(0.1)
+    with producing_in_background(pipeline, records, first) as produced:
         # The group rebalances while records flow: what the first worker had in flight for
         # the partitions it hands over may be processed twice, but nothing may be lost.
         second = pipeline.worker("second")
