@@ -37,7 +37,7 @@ from models.manifest import (
     ModelError,
     read_manifest,
 )
-from models.tags import Scheme, Span, marginals, tags_to_spans, viterbi_decode
+from models.tags import Scheme, Span, marginals, paths_to_spans, viterbi_decode
 from models.text import merge_window_spans, normalize, windows
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ class NerModel:
         lengths = [len(piece) for piece in pieces]
         for bucket in length_buckets(lengths, self.max_tokens, self.max_batch):
             encoded = self.featurizer.encode([pieces[i] for i in bucket])
-            emissions = self._emissions(encoded)
+            emissions = self.emissions(encoded)
             paths, _ = viterbi_decode(emissions, encoded.lengths, *self.crf)
             # Scores are only needed where an entity was found.
             rows = np.flatnonzero((paths != 0).any(axis=1))
@@ -317,7 +317,8 @@ class NerModel:
             chosen = np.take_along_axis(posterior, paths[rows, :, None], axis=2)[:, :, 0]
             # Running sums make each span's mean marginal two lookups.
             sums = np.concatenate([np.zeros((len(rows), 1)), chosen.cumsum(axis=1)], axis=1)
-            spans_of = self._spans(paths[rows], encoded.lengths[rows])
+            labels = self.manifest.labels
+            spans_of = paths_to_spans(paths[rows], encoded.lengths[rows], labels, self._scheme)
             for position, (row, spans) in enumerate(zip(rows.tolist(), spans_of, strict=True)):
                 scores = [
                     float(sums[position, span.end] - sums[position, span.start])
@@ -327,7 +328,7 @@ class NerModel:
                 tagged[bucket[row]] = _Tagged(spans, scores)
         return tagged
 
-    def _emissions(self, encoded: EncodedBatch) -> NDArray[np.float32]:
+    def emissions(self, encoded: EncodedBatch) -> NDArray[np.float32]:
         """Emissions (B, T, K), the ONNX model run on ``onnx_batch`` rows at a time.
 
         Rows come longest first (models.bucketing), so each slice is cut to its first row's
@@ -347,26 +348,3 @@ class NerModel:
             }
             (emissions[rows, :width],) = self.session.run(None, feed)
         return emissions
-
-    def _spans(self, paths: NDArray[np.int64], lengths: NDArray[np.int64]) -> list[list[Span]]:
-        """Decoded label ids -> spans per row.
-
-        Label 0 is "O", which ends any entity, so each run of non-O labels is read on its own:
-        the per-character Python work shrinks to the entities' characters.
-        """
-        steps = paths.shape[1]
-        inside = (paths != 0) & (np.arange(steps)[None, :] < lengths[:, None])
-        edges = np.diff(np.pad(inside, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-        run_rows, run_starts = np.nonzero(edges == 1)
-        _, run_ends = np.nonzero(edges == -1)
-        labels = self.manifest.labels
-        spans: list[list[Span]] = [[] for _ in range(len(paths))]
-        for row, start, end in zip(
-            run_rows.tolist(), run_starts.tolist(), run_ends.tolist(), strict=True
-        ):
-            tags = [labels[label] for label in paths[row, start:end].tolist()]
-            spans[row].extend(
-                Span(start + span.start, start + span.end, span.type)
-                for span in tags_to_spans(tags, self._scheme)
-            )
-        return spans

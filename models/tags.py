@@ -11,6 +11,7 @@ runs over long contiguous rows instead of many short ones.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -118,6 +119,58 @@ def tags_to_spans(tags: Sequence[str], scheme: Scheme) -> list[Span]:
         previous_prefix = prefix
     if open_start >= 0:
         spans.append(Span(open_start, len(tags), open_type))
+    return spans
+
+
+@functools.lru_cache(maxsize=8)
+def _label_table(
+    labels: tuple[str, ...], scheme: Scheme
+) -> tuple[int, NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], tuple[str, ...]]:
+    """For label ids: the id of "O", whether each label starts / ends an entity, the allowed
+    transitions with an "O" added before and after each sequence, and each label's type."""
+    parsed = [parse_tag(label, scheme) for label in labels]
+    prefixes = [prefix for prefix, _ in parsed]
+    starts = np.array([prefix in ("B", "S") for prefix in prefixes], dtype=np.bool_)
+    ends = np.array([prefix in ("E", "S") for prefix in prefixes], dtype=np.bool_)
+    allowed, _, _ = transition_constraints(labels, scheme)
+    return labels.index(OUTSIDE), starts, ends, allowed, tuple(t for _, t in parsed)
+
+
+def paths_to_spans(
+    paths: IntArray, lengths: IntArray, labels: Sequence[str], scheme: Scheme
+) -> list[list[Span]]:
+    """Spans of each row of label ids (B, T), read from its first lengths[b] ids: the same as
+    ``tags_to_spans`` on each row.
+
+    Rows that are well-formed in the scheme (all a constrained CRF decodes) are read for the
+    whole batch at once: their entities start at each B-/S- and end after each E-/S- (BMES) or
+    before the next non-I- (BIO). Other rows are read tag by tag.
+    """
+    outside, starts, ends, allowed, types = _label_table(tuple(labels), scheme)
+    batch, steps = paths.shape
+    lengths = np.asarray(lengths)
+    ids = np.full((batch, steps + 2), outside, dtype=np.int64)
+    ids[:, 1:-1] = np.where(np.arange(steps)[None, :] < lengths[:, None], paths, outside)
+    well_formed = np.asarray(allowed[ids[:, :-1], ids[:, 1:]].all(axis=1), dtype=np.bool_)
+    body = ids[:, 1:-1]
+    begins = starts[body]
+    if scheme == "BMES":
+        finishes = ends[body]
+    else:  # BIO: an entity label not followed by an I- label (of its type: rows are well-formed)
+        entity: NDArray[np.bool_] = body != outside
+        continued = entity[:, 1:] & ~starts[body[:, 1:]]
+        finishes = entity & ~np.concatenate([continued, np.zeros((batch, 1), np.bool_)], axis=1)
+    begins &= well_formed[:, None]
+    finishes &= well_formed[:, None]
+    rows, first = np.nonzero(begins)
+    _, last = np.nonzero(finishes)
+    spans: list[list[Span]] = [[] for _ in range(batch)]
+    for row, start, end, label in zip(
+        rows.tolist(), first.tolist(), (last + 1).tolist(), body[rows, first].tolist(), strict=True
+    ):
+        spans[row].append(Span(start, end, types[label]))
+    for row in np.flatnonzero(~well_formed).tolist():
+        spans[row] = tags_to_spans([labels[i] for i in body[row, : lengths[row]].tolist()], scheme)
     return spans
 
 
@@ -233,28 +286,10 @@ def viterbi_decode(
     return path, best_scores
 
 
-def _finite_max(values: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
-    """Maximum over `axis` (kept as a size-1 axis), 0 where a slice is all -inf.
-
-    Shifting by it keeps exp() in range, and an all -inf slice stays -inf instead of becoming
-    inf - inf = nan.
-    """
-    peak = values.max(axis=axis, keepdims=True)
-    return np.where(np.isfinite(peak), peak, 0.0)
-
-
-def _log_matmul_exp(
-    exp_matrix: NDArray[np.float64], matrix_peak: float, log_vectors: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """log(exp(M) @ exp(V)) for M = log(exp_matrix) + matrix_peak, V (K, B): a batched logsumexp.
-
-    Same value as logsumexp over (M[:, :, None] + V[None]), but as one (K, K) @ (K, B) matrix
-    product instead of a (K, K, B) temporary, which makes forward-backward about as fast as Viterbi.
-    """
-    peak = _finite_max(log_vectors, 0)
-    with np.errstate(divide="ignore"):
-        product: NDArray[np.float64] = np.log(exp_matrix @ np.exp(log_vectors - peak))
-    return product + peak + matrix_peak
+#: Emissions more than this far below the best label of their position count as this far: their
+#: probability (below e**-40 relative) is negligible, and the clip keeps every scaled float32
+#: step sum far above underflow.
+_EMISSION_FLOOR = -40.0
 
 
 def marginals(
@@ -266,10 +301,12 @@ def marginals(
 ) -> NDArray[np.float32]:
     """Posterior P(label k at position t) (B, T, K) by forward-backward; 0 beyond each length.
 
-    Log space in float64. The transition step factors logsumexp_i(a_i + T_ij) into
-    max(a) + max(T) + log(sum_i exp(a_i - max a) * exp(T_ij - max T)), exact and safe as long as
-    the transition scores that matter lie within ~700 of the largest (CRF weights are far inside
-    that; -1e4 "forbidden" scores vanish, as intended).
+    Scaled forward-backward in probability space: with E_t = exp(emissions_t - their max) and
+    X = exp(transitions - their max), alpha_t = (X.T @ alpha_{t-1}) * E_t and
+    beta_t = X @ (E_{t+1} * beta_{t+1}), each divided by its sum over labels. The scales cancel
+    when alpha_t * beta_t is normalized per position, so each step is one (K, K) @ (K, B) product
+    and a few cheap (K, B) operations, with no log or exp inside the loop. Forbidden (-1e4)
+    transitions become exact zeros.
     """
     scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
     steps, num_labels, batch = scores.shape
@@ -277,32 +314,34 @@ def marginals(
     posterior = np.zeros((steps, num_labels, batch), dtype=np.float32)
     if max_length == 0:
         return np.ascontiguousarray(posterior.transpose(2, 0, 1))
-    trans64 = trans.astype(np.float64)
-    transition_peak = float(_finite_max(trans64.reshape(-1), 0)[0])
-    exp_transitions = np.exp(trans64 - transition_peak)  # [from, to]
-    exp_transitions_to_from = np.ascontiguousarray(exp_transitions.T)
-    end_column = np.asarray(end, dtype=np.float64)[:, None]
+    emitted = scores[:max_length]
+    emitted -= emitted.max(axis=1, keepdims=True)
+    np.exp(np.maximum(emitted, _EMISSION_FLOOR, out=emitted), out=emitted)
+    moves = np.exp(trans - trans.max())  # [from, to]
+    moves_to_from = np.ascontiguousarray(moves.T)
+    start32 = np.asarray(start, dtype=np.float32)
+    end32 = np.asarray(end, dtype=np.float32)
 
-    alpha = np.empty((max_length, num_labels, batch), dtype=np.float64)
-    alpha[0] = scores[0] + np.asarray(start, dtype=np.float64)[:, None]
+    alpha = np.empty((max_length, num_labels, batch), dtype=np.float32)
+    alpha[0] = np.exp(start32 - start32.max())[:, None] * emitted[0]
+    alpha[0] /= alpha[0].sum(axis=0)
     for t in range(1, max_length):
-        alpha[t] = _log_matmul_exp(exp_transitions_to_from, transition_peak, alpha[t - 1])
-        alpha[t] += scores[t]
+        step = np.matmul(moves_to_from, alpha[t - 1], out=alpha[t])
+        step *= emitted[t]
+        step /= step.sum(axis=0)
 
-    beta = np.empty((max_length, num_labels, batch), dtype=np.float64)
+    end_column = np.exp(end32 - end32.max())[:, None]
+    beta = np.empty((max_length, num_labels, batch), dtype=np.float32)
     beta[max_length - 1] = end_column
+    restarts = lengths64 - 1  # each row's backward pass starts at its own last position
     for t in range(max_length - 2, -1, -1):
-        following = scores[t + 1] + beta[t + 1]
-        recursed = _log_matmul_exp(exp_transitions, transition_peak, following)
-        # Each row's backward pass starts at its own last position.
-        beta[t] = np.where(t == lengths64 - 1, end_column, recursed)
+        step = np.matmul(moves, emitted[t + 1] * beta[t + 1], out=beta[t])
+        step /= step.sum(axis=0)
+        if (restarts == t).any():
+            step[:, restarts == t] = end_column
 
-    # alpha + beta is the log posterior up to a per-position constant: normalize over labels.
-    joint = alpha + beta
-    joint -= _finite_max(joint, 1)
-    np.exp(joint, out=joint)
-    with np.errstate(invalid="ignore"):  # 0/0 only at padding or when no path is allowed
-        joint /= joint.sum(axis=1, keepdims=True)
+    joint = np.multiply(alpha, beta, out=alpha)
+    joint /= joint.sum(axis=1, keepdims=True)
     inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
     posterior[:max_length] = np.where(inside, joint, 0.0)
     return np.ascontiguousarray(posterior.transpose(2, 0, 1))

@@ -101,19 +101,19 @@ class TinyModel:
     model_dir: Path
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+def _train_tiny_model(factory: pytest.TempPathFactory, encoder: str) -> TinyModel:
     pytest.importorskip("torch")
     from training.export import export_model
     from training.train import TrainConfig, train
 
-    run_dir = tmp_path_factory.mktemp("tiny-run")
+    run_dir = factory.mktemp(f"tiny-{encoder}-run")
     config = TrainConfig(
         name="tiny",
         version="0.0.1",
         max_sentences=800,
         entity_types=("PER", "LOC", "ORG", "NUM"),
         weak_num=True,
+        encoder=encoder,
         char_dim=16,
         bigram_dim=8,
         hidden=16,
@@ -127,3 +127,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     result = train(config, run_dir, progress=False)
     model_dir = export_model(result.checkpoint, run_dir / "model")
     return TinyModel(run_dir, result.checkpoint, model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """A tiny model of the default (cnn) encoder, trained in seconds."""
+    return _train_tiny_model(tmp_path_factory, "cnn")
+
+
+@pytest.fixture(scope="session")
+def tiny_bilstm_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    return _train_tiny_model(tmp_path_factory, "bilstm")

@@ -13,7 +13,7 @@ import torch
 
 from models.features import Featurizer, Lexicon, Vocabulary
 from models.tags import Scheme
-from training.model import Tagger, TaggerShape
+from training.model import Tagger, TaggerShape, build_tagger
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
@@ -32,7 +32,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 def load_checkpoint(path: Path) -> tuple[Tagger, dict[str, Any]]:
     payload = read_checkpoint(path)
     scheme = cast(Scheme, payload["config"]["scheme"])
-    model = Tagger(TaggerShape(**payload["shape"]), payload["labels"], scheme)
+    shape = dict(payload["shape"], dilations=tuple(payload["shape"].get("dilations", ())))
+    model = build_tagger(TaggerShape(**shape), payload["labels"], scheme)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, payload

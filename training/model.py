@@ -1,9 +1,17 @@
-"""The tagger: character, bigram and lexicon features -> BiLSTM -> per-label emissions -> CRF.
+"""The taggers: character, bigram and lexicon features -> an encoder -> per-label emissions -> CRF.
 
-The backward LSTM direction reverses each sequence within its own length (a gather with per-row
-indices), runs a forward LSTM and reverses back. Padding then only ever follows the real
-characters, so a padded batch computes exactly what each sentence computes alone, and the graph
-exports to ONNX as plain LSTM and GatherElements nodes (packed sequences do not export well).
+Two encoders, chosen by ``TaggerShape.encoder``:
+
+- ``cnn`` (ConvTagger): stacked dilated 3-tap convolutions with residual connections. Every
+  position is computed at once, which is what a single CPU core runs fast; the shipped model.
+- ``bilstm`` (BiLstmTagger): one bidirectional LSTM layer; sees the whole sentence, but its 100
+  sequential steps cap single-thread speed (bench/lstm_probe.py).
+
+Both compute for each sentence of a padded batch exactly what it computes alone, so batched and
+unbatched predictions agree. In the BiLSTM the backward direction reverses each sequence within
+its own length (a gather with per-row indices), runs a forward LSTM and reverses back, so padding
+only ever follows the real characters; the graph exports to ONNX as plain LSTM and GatherElements
+nodes (packed sequences do not export well).
 """
 
 from __future__ import annotations
@@ -24,15 +32,20 @@ from models.tags import Scheme, transition_constraints
 FORBIDDEN = -1.0e4
 
 
+ENCODERS = ("cnn", "bilstm")
+
+
 @dataclass(frozen=True)
 class TaggerShape:
     chars: int  # vocabulary sizes
     bigrams: int
     labels: int
-    char_dim: int
+    char_dim: int  # bilstm only: the cnn embeds characters straight into its `hidden` channels
     bigram_dim: int
-    hidden: int  # per direction
+    hidden: int  # bilstm: units per direction; cnn: channels
     dropout: float
+    encoder: str = "bilstm"  # checkpoints from before the cnn encoder hold no encoder field
+    dilations: tuple[int, ...] = ()  # cnn: one 3-tap convolution layer per dilation
 
 
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:
@@ -110,7 +123,73 @@ class Crf(nn.Module):
         return (partition - gold).mean()
 
 
-class Tagger(nn.Module):
+def window_rows(lengths: Tensor, steps: int, dilation: int) -> Tensor:
+    """((B * T + 1) * 3,) row indices into (B * T + 1, C) flattened features: for each position,
+    its neighbours at -dilation, 0 and +dilation within its own sentence. A neighbour outside the
+    sentence (before its start, or in the padding after its end) is row B * T, kept all zeros;
+    that row's own taps are itself, so it stays zero through bias-free layers.
+    """
+    batch = lengths.shape[0]
+    offsets = torch.tensor([-dilation, 0, dilation], device=lengths.device)
+    positions = torch.arange(steps, device=lengths.device).view(1, steps, 1) + offsets
+    inside = (positions >= 0) & (positions < lengths.view(batch, 1, 1))
+    rows = torch.arange(batch, device=lengths.device).view(batch, 1, 1) * steps + positions
+    rows = torch.where(inside, rows, batch * steps).reshape(-1)
+    return torch.cat([rows, rows.new_full((3,), batch * steps)])
+
+
+class ConvTagger(nn.Module):
+    """forward(chars, bigrams, lexicon, lengths) -> emissions (B, T, labels).
+
+    Features are summed straight into ``hidden`` channels (a character embedding of that width,
+    projected bigram embeddings and lexicon bits: a linear layer over their concatenation,
+    without the concatenation). Each layer gathers every position's three taps in one Gather
+    (see window_rows) and mixes them with one matrix product, then ReLU and a residual sum. The
+    layers have no bias, so the all-zero row that stands in for out-of-sentence neighbours stays
+    zero, and padding never reaches a real position.
+    """
+
+    lexicon_bits: Tensor
+
+    def __init__(self, shape: TaggerShape, labels: Sequence[str], scheme: Scheme) -> None:
+        super().__init__()
+        if not shape.dilations:
+            raise ValueError("the cnn encoder needs at least one dilation")
+        self.shape = shape
+        width = shape.hidden
+        self.char_embedding = nn.Embedding(shape.chars, width, padding_idx=PAD_ID)
+        self.bigram_embedding = nn.Embedding(shape.bigrams, shape.bigram_dim, padding_idx=PAD_ID)
+        self.bigram_projection = nn.Linear(shape.bigram_dim, width, bias=False)
+        ids = torch.arange(2**LEXICON_BITS).unsqueeze(1)
+        self.register_buffer("lexicon_bits", ((ids >> torch.arange(LEXICON_BITS)) & 1).float())
+        self.lexicon_projection = nn.Linear(LEXICON_BITS, width)
+        self.dropout = nn.Dropout(shape.dropout)
+        self.convolutions = nn.ModuleList(
+            nn.Linear(3 * width, width, bias=False) for _ in shape.dilations
+        )
+        self.projection = nn.Linear(width, shape.labels)
+        self.crf = Crf(labels, scheme)
+
+    def forward(self, chars: Tensor, bigrams: Tensor, lexicon: Tensor, lengths: Tensor) -> Tensor:
+        batch, steps = chars.shape
+        width = self.shape.hidden
+        features = (
+            self.char_embedding(chars)
+            + self.bigram_projection(self.bigram_embedding(bigrams))
+            # Project the 4,096 bit patterns, then look up: the same numbers as projecting the
+            # looked-up bits, and the exporter folds the projected table into one constant.
+            + nn.functional.embedding(lexicon, self.lexicon_projection(self.lexicon_bits))
+        )
+        hidden = self.dropout(torch.relu(features)).reshape(batch * steps, width)
+        hidden = torch.cat([hidden, hidden.new_zeros(1, width)])
+        for dilation, convolution in zip(self.shape.dilations, self.convolutions, strict=True):
+            taps = hidden[window_rows(lengths, steps, dilation)].reshape(-1, 3 * width)
+            hidden = hidden + self.dropout(torch.relu(convolution(taps)))
+        emissions: Tensor = self.projection(hidden[: batch * steps])
+        return emissions.reshape(batch, steps, self.shape.labels)
+
+
+class BiLstmTagger(nn.Module):
     """forward(chars, bigrams, lexicon, lengths) -> emissions (B, T, labels).
 
     One bidirectional layer, laid out for inference speed: the backward direction reverses the
@@ -165,3 +244,14 @@ class Tagger(nn.Module):
             gather_steps(lexicon, index),
         )
         return ahead.transpose(0, 1) + gather_steps(behind.transpose(0, 1), index)
+
+
+Tagger = ConvTagger | BiLstmTagger
+
+
+def build_tagger(shape: TaggerShape, labels: Sequence[str], scheme: Scheme) -> Tagger:
+    if shape.encoder == "cnn":
+        return ConvTagger(shape, labels, scheme)
+    if shape.encoder == "bilstm":
+        return BiLstmTagger(shape, labels, scheme)
+    raise ValueError(f"encoder must be one of {ENCODERS}, got {shape.encoder!r}")

@@ -25,14 +25,21 @@ import torch
 from tqdm import tqdm
 
 from models.features import Featurizer, Vocabulary, bigrams_of
-from models.tags import Scheme, Span, label_set, spans_to_tags, tags_to_spans, viterbi_decode
+from models.tags import (
+    Scheme,
+    Span,
+    label_set,
+    paths_to_spans,
+    spans_to_tags,
+    viterbi_decode,
+)
 from models.text import normalize
 from training.augment import grouped_numbers, name_lists
 from training.checkpoint import checkpoint_featurizer, read_checkpoint, save_checkpoint
 from training.corpora import Example, add_spans, keep_types, read_corpus, split_dev
 from training.lexicon import jieba_lexicon
 from training.metrics import Report, score_spans
-from training.model import Tagger, TaggerShape
+from training.model import ENCODERS, Tagger, TaggerShape, build_tagger
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +71,15 @@ class TrainConfig:
     #: jieba words outside the PER/LOC/ORG groups enter the lexicon from this frequency on.
     lexicon_word_min_freq: int = 100
     max_word_length: int = 8
+    #: cnn (dilated convolutions, fast on one CPU core) or bilstm (training.model).
+    encoder: str = "cnn"
+    #: cnn: one convolution layer per dilation.
+    dilations: tuple[int, ...] = (1, 2, 4, 1)
+    #: bilstm only: the cnn embeds characters into its `hidden` channels.
     char_dim: int = 100
     bigram_dim: int = 40
-    hidden: int = 96
+    #: bilstm: units per direction; cnn: channels.
+    hidden: int = 64
     dropout: float = 0.3
     epochs: int = 20
     batch_size: int = 32
@@ -82,6 +95,12 @@ class TrainConfig:
     augment_grouped_numbers: bool = False
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
+    #: A trained model directory (same labels) whose per-character marginals the student's
+    #: emissions also learn (training.distill); empty: gold tags only.
+    distill_from: str = ""
+    #: Weight of the distillation loss (cross-entropy per character, summed per sentence like
+    #: the CRF loss) beside the CRF loss.
+    distill_weight: float = 1.0
     #: Dev micro-F1 over these types picks the best checkpoint (weak NUM labels are left out).
     selection_types: tuple[str, ...] = ("PER", "LOC", "ORG")
     #: Stop after this many evaluations without a better dev F1.
@@ -99,6 +118,10 @@ class TrainConfig:
             raise ValueError(f"scheme must be BIO or BMES, got {self.scheme!r}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError("dev_fraction must lie in (0, 1)")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.encoder == "cnn" and not self.dilations:
+            raise ValueError("the cnn encoder needs at least one dilation")
         if self.max_length < 2 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("need max_length >= 2, epochs >= 1 and batch_size >= 1")
         return self
@@ -137,7 +160,8 @@ def _parse_value(raw: str, annotation: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected true or false, got {raw!r}")
         return raw.lower() in ("true", "1")
     if typing.get_origin(annotation) is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        return tuple(_parse_value(part, typing.get_args(annotation)[0], key) for part in parts)
     try:
         return annotation(raw)
     except ValueError as exc:
@@ -254,6 +278,8 @@ class EncodedExample:
     bigrams: np.ndarray
     lexicon: np.ndarray
     tags: np.ndarray
+    #: (length, K) teacher marginals when distilling.
+    teacher: np.ndarray | None = None
 
 
 def encode_examples(
@@ -292,13 +318,26 @@ def collate(examples: Sequence[EncodedExample]) -> dict[str, torch.Tensor]:
         bigrams[row, :length] = example.bigrams
         tags[row, :length] = example.tags
         lexicon[row, :length] = example.lexicon
-    return {
+    batch = {
         "chars": torch.from_numpy(chars),
         "bigrams": torch.from_numpy(bigrams),
         "lexicon": torch.from_numpy(lexicon),
         "lengths": torch.from_numpy(lengths),
         "tags": torch.from_numpy(tags),
     }
+    if examples[0].teacher is not None:
+        teacher = np.zeros((len(examples), width, examples[0].teacher.shape[1]), np.float32)
+        for row, example in enumerate(examples):
+            teacher[row, : len(example.chars)] = example.teacher
+        batch["teacher"] = torch.from_numpy(teacher)
+    return batch
+
+
+def distillation_loss(emissions: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the emissions' per-character softmax against the teacher's marginals,
+    summed over characters (padding rows of ``teacher`` are zeros) and averaged over sentences."""
+    log_probabilities = torch.log_softmax(emissions, dim=2)
+    return -(teacher * log_probabilities).sum() / emissions.shape[0]
 
 
 def length_batches(
@@ -328,9 +367,7 @@ def predict_spans(
             emissions = model(batch["chars"], batch["bigrams"], batch["lexicon"], batch["lengths"])
             lengths = batch["lengths"].numpy()
             paths, _ = viterbi_decode(emissions.numpy(), lengths, transitions, start, end)
-            for path, length in zip(paths, lengths, strict=True):
-                tags = [labels[label] for label in path[:length]]
-                predicted.append(tags_to_spans(tags, scheme))
+            predicted.extend(paths_to_spans(paths, lengths, labels, scheme))
     return predicted
 
 
@@ -385,6 +422,20 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
         len(featurizer.lexicon),
     )
     train_set = encode_examples(featurizer, data.train, labels, scheme)
+    if config.distill_from:
+        from training.distill import teacher_marginals
+
+        targets = teacher_marginals(
+            Path(config.distill_from),
+            [example.text for example in data.train],
+            labels,
+            config.threads,
+            progress,
+        )
+        train_set = [
+            dataclasses.replace(example, teacher=target)
+            for example, target in zip(train_set, targets, strict=True)
+        ]
     dev_set = encode_examples(featurizer, data.dev, labels, scheme)
     dev_gold = [list(example.spans) for example in data.dev]
     selection_types = [name for name in config.selection_types if name in config.entity_types]
@@ -397,8 +448,10 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
         bigram_dim=config.bigram_dim,
         hidden=config.hidden,
         dropout=config.dropout,
+        encoder=config.encoder,
+        dilations=config.dilations if config.encoder == "cnn" else (),
     )
-    model = Tagger(shape, labels, scheme)
+    model = build_tagger(shape, labels, scheme)
     if initial:
         model.load_state_dict(initial["state_dict"])
     optimizer = torch.optim.AdamW(
@@ -473,6 +526,8 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
             batch = collate([train_set[i] for i in indices])
             emissions = model(batch["chars"], batch["bigrams"], batch["lexicon"], batch["lengths"])
             loss = model.crf.negative_log_likelihood(emissions, batch["tags"], batch["lengths"])
+            if "teacher" in batch:
+                loss = loss + config.distill_weight * distillation_loss(emissions, batch["teacher"])
             optimizer.zero_grad()
             torch.autograd.backward(loss)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -78,11 +78,13 @@ def test_provider_chain_rejects_unknown_names() -> None:
 
 
 @pytest.mark.training
-def test_onnx_emissions_and_tags_equal_torch(tiny_model: TinyModel) -> None:
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_bilstm_model"])
+def test_onnx_emissions_and_tags_equal_torch(fixture: str, request: pytest.FixtureRequest) -> None:
     import torch
 
     from training.checkpoint import load_checkpoint
 
+    tiny_model: TinyModel = request.getfixturevalue(fixture)
     model, _ = load_checkpoint(tiny_model.checkpoint)
     featurizer = Featurizer.load(tiny_model.model_dir, 8)
     batch = featurizer.encode(TEXTS)
@@ -112,17 +114,16 @@ def test_batched_equals_unbatched(tiny_model: TinyModel, quantized: bool) -> Non
     alone = [model.predict([text])[0] for text in texts]
     assert model.predict([]) == []
     assert together[1] == []
-    if not quantized:
-        assert together == alone
-        return
-    # int8 activations are quantized with one scale per batch tensor, so scores move a little
-    # with the company a text keeps; the entities themselves must not.
-    assert [[(e.type, e.start, e.end) for e in found] for found in together] == [
-        [(e.type, e.start, e.end) for e in found] for found in alone
+    assert [[(e.type, e.start, e.end, e.text) for e in found] for found in together] == [
+        [(e.type, e.start, e.end, e.text) for e in found] for found in alone
     ]
+    # fp32 emissions are exactly the same batched or alone; the float32 forward-backward can
+    # round differently in the last bit with the batch's width. int8 activations are quantized
+    # with one scale per batch tensor, so int8 scores move a little with a text's company.
+    tolerance = 0.05 if quantized else 1e-6
     for found_together, found_alone in zip(together, alone, strict=True):
         for a, b in zip(found_together, found_alone, strict=True):
-            assert a.score == pytest.approx(b.score, abs=0.05)
+            assert a.score == pytest.approx(b.score, abs=tolerance)
 
 
 @pytest.mark.training

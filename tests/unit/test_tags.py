@@ -19,6 +19,7 @@ from models.tags import (
     label_set,
     marginals,
     parse_tag,
+    paths_to_spans,
     spans_to_tags,
     tags_to_spans,
     transition_constraints,
@@ -181,6 +182,30 @@ def test_tags_to_spans_conlleval(
     scheme: Scheme, tags: str, expected: list[tuple[int, int, str]]
 ) -> None:
     assert tags_to_spans(tags.split(), scheme) == [Span(*span) for span in expected]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@given(data=st.data())
+def test_paths_to_spans_reads_each_row_like_tags_to_spans(
+    scheme: Scheme, data: st.DataObject
+) -> None:
+    """Rows of a batch, well-formed (read all at once) or not (read tag by tag), and padding."""
+    labels = label_set(("PER", "LOC"), scheme)
+    rows = data.draw(st.lists(tag_sequences(scheme), min_size=1, max_size=6))
+    well_formed = [spans_to_tags(len(row), tags_to_spans(row, scheme), scheme) for row in rows]
+    rows += well_formed
+    steps = max(len(row) for row in rows) + data.draw(st.integers(0, 2))
+    any_label = st.integers(0, len(labels) - 1)
+    padded = [
+        [labels.index(tag) for tag in row]
+        + data.draw(st.lists(any_label, min_size=steps - len(row), max_size=steps - len(row)))
+        for row in rows
+    ]
+    paths = np.array(padded, dtype=np.int64).reshape(len(rows), steps)
+    lengths = np.array([len(row) for row in rows])
+    assert paths_to_spans(paths, lengths, labels, scheme) == [
+        tags_to_spans(row, scheme) for row in rows
+    ]
 
 
 # --- transition constraints -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Training pieces: config handling, data preparation, the padding-exact BiLSTM, the CRF loss."""
+"""Training pieces: config handling, data preparation, the padding-exact encoders, the CRF loss."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -13,8 +14,17 @@ torch = pytest.importorskip("torch")
 from torch import Tensor  # noqa: E402
 
 from models.tags import Span, label_set  # noqa: E402
+from tests.conftest import TinyModel  # noqa: E402
 from training.corpora import Example  # noqa: E402
-from training.model import Crf, Tagger, TaggerShape, gather_steps, reverse_index  # noqa: E402
+from training.model import (  # noqa: E402
+    ENCODERS,
+    Crf,
+    TaggerShape,
+    build_tagger,
+    gather_steps,
+    reverse_index,
+    window_rows,
+)
 from training.train import (  # noqa: E402
     TrainConfig,
     length_batches,
@@ -29,19 +39,25 @@ pytestmark = pytest.mark.training
 def test_config_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"epochs": 3, "entity_types": ["PER"]}))
-    config = load_config(path, ["hidden=8", "weak_num=false", "entity_types=PER,LOC"])
+    config = load_config(
+        path, ["hidden=8", "weak_num=false", "entity_types=PER,LOC", "dilations=1,3"]
+    )
     assert (config.epochs, config.hidden, config.weak_num) == (3, 8, False)
     assert config.entity_types == ("PER", "LOC")
-    for bad in (["nope=1"], ["hidden=x"], ["weak_num=maybe"], ["epochs"]):
+    assert config.dilations == (1, 3)
+    bad_overrides = (["nope=1"], ["hidden=x"], ["weak_num=maybe"], ["epochs"], ["dilations=1,x"])
+    for bad in (*bad_overrides, ["encoder=gru"], ["encoder=cnn", "dilations="]):
         with pytest.raises(ValueError):
             config.with_overrides(bad)
     with pytest.raises(ValueError, match="unknown config key"):
         TrainConfig.from_mapping({"hiden": 3})
 
 
-def test_shipped_config_loads() -> None:
-    config = load_config(Path("training/configs/msra-bilstm-crf.json"))
-    assert config.entity_types == ("PER", "LOC", "ORG", "NUM")
+@pytest.mark.parametrize("name", ["msra-cnn-crf", "msra-bilstm-crf", "tiny"])
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(Path(f"training/configs/{name}.json"))
+    assert config.encoder in ENCODERS
+    assert set(config.entity_types) <= {"PER", "LOC", "ORG", "NUM"}
 
 
 def test_split_long_never_cuts_an_entity() -> None:
@@ -73,10 +89,26 @@ def test_reverse_index_reverses_within_length_only() -> None:
     assert gather_steps(gather_steps(values, index), index).tolist() == values.tolist()
 
 
-def test_tagger_is_padding_exact() -> None:
+def test_window_rows_stay_inside_each_sentence() -> None:
+    rows = window_rows(torch.tensor([3, 1]), 3, 2).reshape(-1, 3).tolist()
+    outside = 6  # B * T: the all-zero row
+    assert rows == [
+        [outside, 0, 2],  # row 0, position 0: its neighbour at +2 is position 2
+        [outside, 1, outside],
+        [0, 2, outside],
+        [outside, 3, outside],  # row 1 has one character
+        [outside, outside, outside],  # padding: it may read real positions, none reads it
+        [3, outside, outside],
+        [outside, outside, outside],  # the zero row itself
+    ]
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_tagger_is_padding_exact(encoder: str) -> None:
     torch.manual_seed(0)
     labels = label_set(("PER",), "BMES")
-    model = Tagger(TaggerShape(20, 30, len(labels), 6, 4, 5, 0.0), labels, "BMES").eval()
+    shape = TaggerShape(20, 30, len(labels), 6, 4, 5, 0.0, encoder, (1, 2))
+    model = build_tagger(shape, labels, "BMES").eval()
     lengths = torch.tensor([6, 2, 4])
     chars = torch.randint(2, 20, (3, 6)) * (torch.arange(6) < lengths[:, None])
     bigrams = torch.randint(2, 30, (3, 6)) * (torch.arange(6) < lengths[:, None])
@@ -146,3 +178,40 @@ def test_grouped_numbers_copies_sentences_with_thousands_separators() -> None:
     (copy,) = grouped_numbers([example, Example("三人", (Span(0, 1, "NUM"),))])
     assert copy.text == "收入21,350元，增加1,630多元，共3亿"
     assert [copy.text[s.start : s.end] for s in copy.spans] == ["21,350", "1,630多", "3亿"]
+
+
+def test_distillation_loss_is_cross_entropy_per_sentence() -> None:
+    from training.train import distillation_loss
+
+    emissions = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
+    teacher = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])  # second row: padding
+    expected = -torch.log_softmax(emissions[0, 0], dim=0)[0]
+    torch.testing.assert_close(distillation_loss(emissions, teacher), expected)
+
+
+def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> None:
+    from training.distill import teacher_marginals
+    from training.train import train
+
+    texts = ["北京大学的张三", "在这里"]
+    labels = label_set(("PER", "LOC", "ORG", "NUM"), "BMES")
+    targets = teacher_marginals(tiny_model.model_dir, texts, labels, threads=1, progress=False)
+    assert [target.shape for target in targets] == [(7, 17), (3, 17)]
+    for target in targets:
+        np.testing.assert_allclose(target.astype(np.float32).sum(axis=1), 1.0, atol=1e-2)
+    with pytest.raises(ValueError, match="labels"):
+        teacher_marginals(tiny_model.model_dir, texts, label_set(("PER",), "BIO"), threads=1)
+
+    config = TrainConfig(
+        max_sentences=200,
+        hidden=8,
+        bigram_dim=4,
+        epochs=1,
+        batch_size=16,
+        warmup_steps=2,
+        threads=1,
+        max_length=40,
+        distill_from=str(tiny_model.model_dir),
+    )
+    result = train(config, tmp_path / "student", progress=False)
+    assert result.checkpoint.is_file()
