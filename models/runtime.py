@@ -38,7 +38,7 @@ from models.manifest import (
     read_manifest,
 )
 from models.tags import Scheme, Span, marginals, paths_to_spans, viterbi_decode
-from models.text import merge_window_spans, normalize, windows
+from models.text import merge_window_spans, normalize_all, windows
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class NerModel:
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities of each text, in input order; offsets index the original text."""
-        normalized = [normalize(text) for text in texts]
+        normalized = normalize_all(texts)
         max_length, overlap = self.manifest.max_length, self.manifest.window_overlap
         owners: list[int] = []
         window_starts: list[int] = []

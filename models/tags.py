@@ -238,6 +238,39 @@ def _check_crf_inputs(
     return time_major, lengths64, np.asarray(transitions, dtype=np.float32)
 
 
+#: Transition scores at or below this count as forbidden: Viterbi's forward pass skips them.
+IMPOSSIBLE = -1.0e3
+
+
+def _transition_groups(
+    transitions: NDArray[np.float32],
+) -> list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]]:
+    """The allowed transitions as blocks: labels with the same allowed predecessors form a group,
+    and groups of the same shape are stacked, so one max-plus step over a block covers them all.
+
+    Returns (sources (G, S), targets (G * N,), scores (G, N, S, 1)) per block: group g's N target
+    labels, each reachable from the group's S source labels. In BMES, "O", B- and S- follow "O",
+    E- and S- (one 9 x 9 block for four types) and each type's M- and E- follow its B- and M-
+    (four stacked 2 x 2 blocks): 97 of the 289 pairs. Without forbidden scores: one dense block.
+    """
+    size = len(transitions)
+    allowed = transitions > IMPOSSIBLE
+    by_sources: dict[tuple[int, ...], list[int]] = {}
+    for target in range(size):
+        sources = tuple(np.flatnonzero(allowed[:, target]).tolist()) or tuple(range(size))
+        by_sources.setdefault(sources, []).append(target)
+    by_shape: dict[tuple[int, int], list[tuple[tuple[int, ...], list[int]]]] = {}
+    for sources, targets in by_sources.items():
+        by_shape.setdefault((len(targets), len(sources)), []).append((sources, targets))
+    blocks = []
+    for members in by_shape.values():
+        source_ids = np.array([sources for sources, _ in members], dtype=np.intp)
+        target_ids = np.array([targets for _, targets in members], dtype=np.intp)
+        scores = transitions[source_ids[:, None, :], target_ids[:, :, None]]
+        blocks.append((source_ids, target_ids.reshape(-1), scores[..., None]))
+    return blocks
+
+
 def viterbi_decode(
     emissions: FloatArray,
     lengths: IntArray,
@@ -250,25 +283,25 @@ def viterbi_decode(
     transitions[i, j] scores label i followed by label j; start/end score the first/last label.
     Forbid transitions with large negative scores (e.g. -1e4), not -inf. An empty row scores 0.
 
-    The forward pass keeps only the running maxima (a cheap reduction over a leading axis); the
-    backtrack recomputes the argmax for the chosen label alone, which is B*K work per step instead
-    of B*K*K and gives the same label as a forward argmax would.
+    The forward pass keeps only the running maxima, over allowed transitions only (see
+    `_transition_groups`); the backtrack recomputes the argmax for the chosen label alone, which is
+    B*K work per step instead of B*K*K and gives the same label as a forward argmax would.
     """
     scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
-    steps, num_labels, batch = scores.shape
+    steps, _, batch = scores.shape
     path = np.zeros((batch, steps), dtype=np.int64)
     best_scores = np.zeros(batch, dtype=np.float32)
     max_length = int(lengths64.max()) if batch else 0
     if max_length == 0:
         return path, best_scores
     scores[0] += np.asarray(start, dtype=np.float32)[:, None]
-    candidates = np.empty((num_labels, num_labels, batch), dtype=np.float32)
-    # Broadcast once: adding a full array is faster than broadcasting inside every step.
-    transitions_from_to = np.ascontiguousarray(np.broadcast_to(trans[:, :, None], candidates.shape))
+    groups = _transition_groups(trans)
     for t in range(1, max_length):
         # scores[t] holds the best score of any path ending in each label at t.
-        np.add(scores[t - 1][:, None, :], transitions_from_to, out=candidates)
-        scores[t] += candidates.max(axis=0)
+        previous = scores[t - 1]
+        for sources, targets, block in groups:
+            candidates = previous[sources][:, None, :, :] + block  # (G, targets, sources, B)
+            scores[t, targets] += candidates.max(axis=2).reshape(len(targets), batch)
 
     rows = np.arange(batch)
     active = lengths64 > 0
@@ -276,12 +309,12 @@ def viterbi_decode(
     final = scores[last, :, rows] + np.asarray(end, dtype=np.float32)  # (B, K)
     label = final.argmax(axis=1)
     best_scores[active] = final[rows, label][active]
-    transitions_to_from = np.ascontiguousarray(trans.T)
     for t in range(max_length - 1, -1, -1):
         inside = t < lengths64
         path[:, t] = np.where(inside, label, 0)
         if t > 0:
-            previous = (scores[t - 1].T + transitions_to_from[label]).argmax(axis=1)
+            # (K, B): the score of each predecessor of each row's chosen label.
+            previous = (scores[t - 1] + np.take(trans, label, axis=1)).argmax(axis=0)
             label = np.where(inside, previous, label)
     return path, best_scores
 

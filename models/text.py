@@ -13,10 +13,14 @@ entities at window boundaries.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
 
 from models.tags import Span
 
@@ -97,6 +101,55 @@ def normalize(text: str) -> NormalizedText:
         to_original.extend([offset] * len(_CHAR_TABLE[ord(char)]))
     to_original.append(len(text))
     return NormalizedText(text, normalized, tuple(to_original))
+
+
+_BMP = 0x10000
+#: In the table of `_bmp_table`: the character does not normalize to exactly one character.
+_EXPANDS = 0xFFFFFFFF
+
+
+@functools.cache
+def _bmp_table() -> NDArray[np.uint32]:
+    """Normalized code point of every Basic Multilingual Plane character, or _EXPANDS. Built on
+    first use (~0.2 s)."""
+    table = np.full(_BMP, _EXPANDS, dtype=np.uint32)
+    for code_point in range(_BMP):
+        if 0xD800 <= code_point < 0xE000:  # surrogates are not characters
+            continue
+        normalized = _normalize_char(chr(code_point))
+        if len(normalized) == 1:
+            table[code_point] = ord(normalized)
+    return table
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_offsets(length: int) -> tuple[int, ...]:
+    return tuple(range(length + 1))
+
+
+def normalize_all(texts: Sequence[str]) -> list[NormalizedText]:
+    """`normalize` of each text. Texts whose every character normalizes to exactly one character
+    (nearly all text) are translated together, by one table lookup over all their code points;
+    the others (and any text with characters beyond the BMP) go through `normalize`."""
+    try:
+        code_points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:  # lone surrogates
+        return [normalize(text) for text in texts]
+    mapped = _bmp_table()[np.minimum(code_points, _BMP - 1)]
+    mapped[code_points >= _BMP] = _EXPANDS
+    special = mapped == _EXPANDS
+    joined = np.where(special, code_points, mapped).tobytes().decode("utf-32-le")
+    ends = np.cumsum([len(text) for text in texts]).tolist()
+    special_before = np.concatenate([[0], np.cumsum(special)])[[0, *ends]].tolist()
+    results = []
+    start = 0
+    for index, (text, end) in enumerate(zip(texts, ends, strict=True)):
+        if special_before[index + 1] > special_before[index]:
+            results.append(normalize(text))
+        else:
+            results.append(NormalizedText(text, joined[start:end], _identity_offsets(len(text))))
+        start = end
+    return results
 
 
 def windows(length: int, max_len: int, overlap: int) -> list[tuple[int, int]]:

@@ -31,19 +31,13 @@ def teacher_marginals(
     threads: int,
     progress: bool = True,
 ) -> list[NDArray[np.float16]]:
-    """For each (normalized, at most max_length characters) text, the teacher's (len, K)
-    marginals, K in ``labels`` order. ValueError if the teacher has other labels or a shorter
-    window than a text."""
+    """For each normalized text, the teacher's (len, K) marginals, K in ``labels`` order, from
+    one pass over the whole text (no windows: training sentences are about the window's length).
+    ValueError if the teacher has other labels."""
     teacher = NerModel.load(model_dir, provider="cpu", threads=threads, quantized=False)
     if tuple(teacher.manifest.labels) != tuple(labels):
         raise ValueError(
             f"teacher {model_dir} has labels {teacher.manifest.labels}, the student {labels}"
-        )
-    longest = max((len(text) for text in texts), default=0)
-    if longest > teacher.manifest.max_length:
-        raise ValueError(
-            f"teacher {model_dir} reads at most {teacher.manifest.max_length} characters at once, "
-            f"a training sentence has {longest}"
         )
     targets: list[NDArray[np.float16]] = []
     for first in tqdm(range(0, len(texts), BATCH), desc="teacher", disable=not progress):

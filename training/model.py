@@ -182,8 +182,12 @@ class ConvTagger(nn.Module):
         )
         hidden = self.dropout(torch.relu(features)).reshape(batch * steps, width)
         hidden = torch.cat([hidden, hidden.new_zeros(1, width)])
+        # Layers of the same dilation share their tap rows (one computation in the graph).
+        rows = {
+            dilation: window_rows(lengths, steps, dilation) for dilation in self.shape.dilations
+        }
         for dilation, convolution in zip(self.shape.dilations, self.convolutions, strict=True):
-            taps = hidden[window_rows(lengths, steps, dilation)].reshape(-1, 3 * width)
+            taps = hidden[rows[dilation]].reshape(-1, 3 * width)
             hidden = hidden + self.dropout(torch.relu(convolution(taps)))
         emissions: Tensor = self.projection(hidden[: batch * steps])
         return emissions.reshape(batch, steps, self.shape.labels)

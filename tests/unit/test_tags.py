@@ -316,6 +316,40 @@ def test_viterbi_matches_brute_force(case: tuple[int, int, int, int]) -> None:
         assert float(score[row]) == pytest.approx(best, rel=1e-5, abs=1e-3)
 
 
+def _dense_viterbi_score(emissions: NDArray[Any], crf: Crf) -> float:
+    """Best path score of one row by the textbook recursion over every label pair."""
+    transitions, start, end = (np.asarray(part, dtype=np.float64) for part in crf)
+    best = start + emissions[0]
+    for t in range(1, len(emissions)):
+        best = (best[:, None] + transitions).max(axis=0) + emissions[t]
+    return float((best + end).max())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_viterbi_over_allowed_blocks_equals_dense(scheme: Scheme, seed: int) -> None:
+    """Four entity types: the forward pass runs over stacked blocks of allowed transitions."""
+    rng = np.random.default_rng(seed)
+    labels = label_set(ENTITY_TYPES, scheme)
+    allowed, allowed_start, allowed_end = transition_constraints(labels, scheme)
+    crf = (
+        np.where(allowed, rng.normal(size=allowed.shape), FORBIDDEN).astype(np.float32),
+        np.where(allowed_start, rng.normal(size=len(labels)), FORBIDDEN).astype(np.float32),
+        np.where(allowed_end, rng.normal(size=len(labels)), FORBIDDEN).astype(np.float32),
+    )
+    emissions = rng.normal(scale=3.0, size=(4, 30, len(labels))).astype(np.float32)
+    lengths = np.array([30, 1, 17, 0])
+    path, score = viterbi_decode(emissions, lengths, *crf)
+    for row, length in enumerate(lengths.tolist()):
+        if length == 0:
+            continue
+        expected = _dense_viterbi_score(emissions[row, :length], crf)
+        decoded = tuple(int(label) for label in path[row, :length])
+        assert _path_score(emissions[row], decoded, crf) == pytest.approx(expected, abs=1e-3)
+        assert float(score[row]) == pytest.approx(expected, abs=1e-3)
+
+
 @settings(max_examples=40)
 @given(case=CRF_CASES)
 def test_marginals_match_brute_force(case: tuple[int, int, int, int]) -> None:

@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from models.tags import ENTITY_TYPES, Span, label_set, tags_to_spans
-from models.text import NormalizedText, merge_window_spans, normalize, windows
+from models.text import NormalizedText, merge_window_spans, normalize, normalize_all, windows
 
 # Characters normalization treats specially or that break naive offset handling.
 TRICKY_CHARS = [
@@ -105,6 +105,11 @@ def test_offset_map_is_exact(original: str) -> None:
         assert first == to_original.index(offset)
         assert normalized.text[first:end] == normalize(char).text
         assert normalized.original_span(first, end) == (offset, offset + 1)
+
+
+@given(texts=st.lists(TEXTS, max_size=6))
+def test_normalize_all_equals_normalize_of_each(texts: list[str]) -> None:
+    assert normalize_all(texts) == [normalize(text) for text in texts]
 
 
 @given(original=TEXTS, data=st.data())
