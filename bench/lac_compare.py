@@ -130,12 +130,11 @@ class LacTagger:
 class ProjectTagger:
     """The project's model through models.runtime (the ONNX model the worker serves)."""
 
-    def __init__(self, model_dir: Path | None, threads: int = 1, quantized: bool = True) -> None:
-        self.model = NerModel.load(model_dir, provider="cpu", threads=threads, quantized=quantized)
+    def __init__(self, model_dir: Path | None, threads: int = 1, precision: str = "int8") -> None:
+        self.model = NerModel.load(model_dir, provider="cpu", threads=threads, precision=precision)
         self.threads = int(self.model.session.get_session_options().intra_op_num_threads)
         manifest = self.model.manifest
-        weights = "int8" if quantized else "float32"
-        self.name = f"nerstream {manifest.name} {manifest.version} ({weights})"
+        self.name = f"nerstream {manifest.name} {manifest.version} ({precision})"
 
     def __call__(self, texts: Sequence[str]) -> list[list[Span]]:
         return [
@@ -380,7 +379,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only the first N sentences")
     parser.add_argument("--model-dir", type=Path, help="model directory (default: shipped model)")
     parser.add_argument(
-        "--float", action="store_true", help="use the float model instead of the int8 one"
+        "--precision",
+        choices=["int8", "fp32", "fp16"],
+        default="int8",
+        help="which of the model's ONNX files to run (default int8)",
     )
     parser.add_argument(
         "--batch-sizes",
@@ -420,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     try:
-        ours = ProjectTagger(args.model_dir, args.threads, quantized=not args.float)
+        ours = ProjectTagger(args.model_dir, args.threads, args.precision)
         examples = read_corpus(args.data)
     except (ModelError, CorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)

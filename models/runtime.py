@@ -7,8 +7,9 @@ decode with the CRF (models.tags) and score each entity by its mean CRF marginal
 
 The execution provider is chosen from those ONNX Runtime offers: TensorRT, then CUDA, then CPU
 (``provider="auto"``), or as requested. A GPU provider that is offered but cannot start (a GPU
-build on a machine without a GPU) falls back to CPU with one warning. On GPU the fp16 model runs
-when the directory has one (else the float model); on CPU the int8 model when ``quantized``.
+build on a machine without a GPU) falls back to CPU with one warning. Which of the directory's
+models runs is the ``precision``: ``auto`` takes the fp16 model on GPU when the directory has one
+(else the float model) and the int8 model on CPU; ``int8``, ``fp32`` and ``fp16`` ask for one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ DEFAULT_MODEL = "msra-bilstm-crf"
 CPU_PROVIDER = "CPUExecutionProvider"
 GPU_PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")
+PRECISION_FILES = {"int8": INT8_MODEL, "fp32": FLOAT_MODEL, "fp16": FP16_MODEL}
+PRECISION_CHOICES = ("auto", *PRECISION_FILES)
 _ORT_DEFAULT_SEVERITY = 2  # warning
 
 
@@ -123,23 +126,39 @@ def _quiet_gpu_session(path: Path, chain: list[str], threads: int) -> ort.Infere
         ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
 
 
+def _model_file(directory: Path, precision: str, on_gpu: bool) -> str:
+    """The directory's ONNX file for ``precision`` (``auto`` resolved for the device)."""
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
+    if precision != "auto":
+        if not (directory / PRECISION_FILES[precision]).is_file():
+            raise ModelError(
+                ModelError.MISSING_FILE,
+                f"{directory} has no {precision} model ({PRECISION_FILES[precision]})",
+            )
+        return PRECISION_FILES[precision]
+    if not on_gpu:
+        return INT8_MODEL
+    return FP16_MODEL if (directory / FP16_MODEL).is_file() else FLOAT_MODEL
+
+
 def _open_session(
-    directory: Path, provider: str, threads: int, quantized: bool
-) -> ort.InferenceSession:
+    directory: Path, provider: str, threads: int, precision: str
+) -> tuple[ort.InferenceSession, str]:
+    """A session and the file it runs."""
     chain = provider_chain(provider, ort.get_available_providers())
     if chain[0] != CPU_PROVIDER:
-        gpu_model = directory / FP16_MODEL
-        if not gpu_model.is_file():
-            gpu_model = directory / FLOAT_MODEL
+        gpu_file = _model_file(directory, precision, on_gpu=True)
         try:
-            session = _quiet_gpu_session(gpu_model, chain, threads)
+            session = _quiet_gpu_session(directory / gpu_file, chain, threads)
             if session.get_providers()[0] != CPU_PROVIDER:
-                return session
+                return session, gpu_file
             reason = "it did not start"
         except Exception as exc:  # ONNX Runtime raises its own pybind exception types
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.warning("%s could not be used (%s); falling back to CPU", chain[0], reason)
-    return _session(directory / (INT8_MODEL if quantized else FLOAT_MODEL), [CPU_PROVIDER], threads)
+    cpu_file = _model_file(directory, precision, on_gpu=False)
+    return _session(directory / cpu_file, [CPU_PROVIDER], threads), cpu_file
 
 
 def drop_overlaps(entities: Sequence[Entity]) -> list[Entity]:
@@ -175,6 +194,7 @@ class NerModel:
         directory: Path,
         manifest: Manifest,
         session: ort.InferenceSession,
+        model_file: str,
         featurizer: Featurizer,
         crf: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]],
         max_tokens: int,
@@ -184,6 +204,7 @@ class NerModel:
         self.directory = directory
         self.manifest = manifest
         self.session = session
+        self.model_file = model_file
         self.featurizer = featurizer
         self.crf = crf
         self.max_tokens = max_tokens
@@ -197,7 +218,7 @@ class NerModel:
         model_dir: str | Path | None = None,
         provider: str = "auto",
         threads: int = 1,
-        quantized: bool = True,
+        precision: str = "auto",
         *,
         max_tokens: int = 25600,
         max_batch: int = 256,
@@ -233,7 +254,7 @@ class NerModel:
                 ModelError.LABELS_MISMATCH,
                 f"{directory / CRF_FILE}: CRF scores are not for {labels} labels",
             )
-        session = _open_session(directory, provider, threads, quantized)
+        session, model_file = _open_session(directory, provider, threads, precision)
         output_labels = session.get_outputs()[0].shape[-1]
         if output_labels != labels:
             raise ModelError(
@@ -242,16 +263,18 @@ class NerModel:
                 f"the manifest has {labels}",
             )
         log.info(
-            "model %s %s loaded from %s on %s",
+            "model %s %s loaded from %s: %s on %s",
             manifest.name,
             manifest.version,
             directory,
+            model_file,
             session.get_providers()[0],
         )
         return cls(
             directory=directory,
             manifest=manifest,
             session=session,
+            model_file=model_file,
             featurizer=featurizer,
             crf=crf,
             max_tokens=max_tokens,
@@ -263,6 +286,11 @@ class NerModel:
     def provider(self) -> str:
         """The execution provider actually running the model."""
         return str(self.session.get_providers()[0])
+
+    @property
+    def precision(self) -> str:
+        """int8, fp32 or fp16: the model file that runs."""
+        return next(name for name, file in PRECISION_FILES.items() if file == self.model_file)
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         """Entities of each text, in input order; offsets index the original text."""

@@ -384,7 +384,7 @@ def load_model(model: ModelSettings) -> ServedModel:
             model_dir=model.model_dir or None,
             provider=model.provider,
             threads=model.threads,
-            quantized=model.quantized,
+            precision=model.precision,
         )
     except ModelError as exc:
         raise CommandError(f"cannot load the model: {exc}", EXIT_USAGE) from exc

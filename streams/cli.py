@@ -139,6 +139,7 @@ def _add_worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _setting_flag(parser, "--max-batch", "worker.max_batch", "most records per inference batch")
     _setting_flag(parser, "--model-dir", "model.model_dir", "model directory (default: shipped)")
     _setting_flag(parser, "--provider", "model.provider", "auto, tensorrt, cuda or cpu")
+    _setting_flag(parser, "--precision", "model.precision", "auto, int8, fp32 or fp16")
     parser.set_defaults(handler=_cmd_worker)
 
 
@@ -325,14 +326,13 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             args.model or settings.model.model_dir or None,
             provider=settings.model.provider,
             threads=settings.model.threads,
-            quantized=not args.fp32,
+            precision=settings.model.precision,
         )
     except (CorpusError, ModelError) as exc:
         raise CommandError(str(exc)) from exc
     types = [name.strip() for name in args.types.split(",")] if args.types else None
     report = evaluate_model(model, examples, types)
-    variant = "fp32" if args.fp32 else "int8"
-    print(f"{model.manifest.name} {model.manifest.version} ({variant}, {model.provider})")
+    print(f"{model.manifest.name} {model.manifest.version} ({model.precision}, {model.provider})")
     print(f"{args.data}: {len(examples)} sentences")
     print(report.table())
     if args.json:
@@ -355,8 +355,8 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--types", help="comma-separated types to score (default: the model's types in the data)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the scores as JSON")
-    parser.add_argument("--fp32", action="store_true", help="the float model instead of int8")
     _setting_flag(parser, "--provider", "model.provider", "auto, tensorrt, cuda or cpu")
+    _setting_flag(parser, "--precision", "model.precision", "auto, int8, fp32 or fp16")
     _setting_flag(parser, "--threads", "model.threads", "ONNX Runtime intra-op threads")
     parser.set_defaults(handler=_cmd_evaluate)
 
@@ -400,7 +400,7 @@ def _cmd_annotate(args: argparse.Namespace, settings: Settings) -> int:
                 args.model or settings.model.model_dir or None,
                 provider=settings.model.provider,
                 threads=settings.model.threads,
-                quantized=settings.model.quantized,
+                precision=settings.model.precision,
             )
             count = annotate(model, read_records(sources), output)
         except OSError as exc:
@@ -421,6 +421,7 @@ def _add_annotate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--model", help="model directory (default: the shipped model)")
     parser.add_argument("--output", type=Path, help="output JSONL file (default: stdout)")
     _setting_flag(parser, "--provider", "model.provider", "auto, tensorrt, cuda or cpu")
+    _setting_flag(parser, "--precision", "model.precision", "auto, int8, fp32 or fp16")
     _setting_flag(parser, "--threads", "model.threads", "ONNX Runtime intra-op threads")
     parser.set_defaults(handler=_cmd_annotate)
 

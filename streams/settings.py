@@ -218,14 +218,20 @@ class ModelSettings:
     provider: str = "auto"
     #: ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide.
     threads: int = 1
-    #: Prefer the int8 model on CPU (faster, within 0.5 F1 of the float model).
-    quantized: bool = True
+    #: Which of the model directory's ONNX files runs: auto (fp16 on GPU when there is one,
+    #: else fp32; int8 on CPU), int8, fp32 or fp16.
+    precision: str = "auto"
 
     def validate(self) -> None:
         providers = {"auto", "tensorrt", "cuda", "cpu"}
         if self.provider not in providers:
             raise SettingsError(
                 f"model.provider must be one of {sorted(providers)}, got {self.provider!r}"
+            )
+        precisions = {"auto", "int8", "fp32", "fp16"}
+        if self.precision not in precisions:
+            raise SettingsError(
+                f"model.precision must be one of {sorted(precisions)}, got {self.precision!r}"
             )
         if self.threads < 0:
             raise SettingsError("model.threads must be >= 0")

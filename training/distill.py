@@ -34,7 +34,7 @@ def teacher_marginals(
     """For each normalized text, the teacher's (len, K) marginals, K in ``labels`` order, from
     one pass over the whole text (no windows: training sentences are about the window's length).
     ValueError if the teacher has other labels."""
-    teacher = NerModel.load(model_dir, provider="cpu", threads=threads, quantized=False)
+    teacher = NerModel.load(model_dir, provider="cpu", threads=threads, precision="fp32")
     if tuple(teacher.manifest.labels) != tuple(labels):
         raise ValueError(
             f"teacher {model_dir} has labels {teacher.manifest.labels}, the student {labels}"

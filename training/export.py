@@ -1,4 +1,4 @@
-"""Checkpoint -> model directory: ONNX models (float and int8), feature files, CRF scores,
+"""Checkpoint -> model directory: ONNX models (float, int8 and fp16), feature files, CRF scores,
 manifest. The directory is everything serving needs (models.runtime never imports torch).
 """
 
@@ -18,6 +18,7 @@ from models.features import FEATURE_FILES, Featurizer
 from models.manifest import (
     CRF_FILE,
     FLOAT_MODEL,
+    FP16_MODEL,
     INT8_MODEL,
     Manifest,
     directory_checksums,
@@ -27,7 +28,7 @@ from models.manifest import (
 )
 from training.checkpoint import checkpoint_featurizer, load_checkpoint
 from training.model import Tagger
-from training.quantize import quantize_int8
+from training.quantize import convert_fp16, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def export_model(checkpoint: Path, output: Path) -> Path:
         np.savez(staging / CRF_FILE, transitions=transitions, start=start, end=end)
         export_onnx(model, featurizer, staging / FLOAT_MODEL)
         quantize_int8(staging / FLOAT_MODEL, staging / INT8_MODEL)
+        convert_fp16(staging / FLOAT_MODEL, staging / FP16_MODEL)
         files = directory_checksums(staging)
         manifest = Manifest(
             name=config["name"],

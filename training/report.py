@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from models.manifest import FP16_MODEL
 from models.runtime import NerModel, default_model_dir
 from training import speed
 from training.corpora import read_corpus
@@ -67,10 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = args.model or default_model_dir()
     msra = read_corpus("msra-test")
     reports: dict[str, Report] = {}
-    for variant in ("int8", "fp32"):
-        model = NerModel.load(directory, provider="cpu", threads=1, quantized=variant == "int8")
-        reports[f"MSRA test, {variant}"] = evaluate_model(model, msra, MSRA_TYPES)
-        if variant == "int8" and Path(args.num_data).is_file():
+    # fp16 is the GPU's model; ONNX Runtime runs it on CPU too, which checks its numbers.
+    for precision in ("int8", "fp32", "fp16"):
+        if precision == "fp16" and not (directory / FP16_MODEL).is_file():
+            continue
+        model = NerModel.load(directory, provider="cpu", threads=1, precision=precision)
+        reports[f"MSRA test, {precision}"] = evaluate_model(model, msra, MSRA_TYPES)
+        if precision == "int8" and Path(args.num_data).is_file():
             num = read_corpus(args.num_data)
             reports[f"NUM ({args.num_data}), int8"] = evaluate_model(model, num, ["NUM"])
     model = NerModel.load(directory, provider="cpu", threads=1)

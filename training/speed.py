@@ -1,7 +1,8 @@
 """Single-thread serving throughput of a model directory, through models.runtime (featurization,
 ONNX Runtime, Viterbi and marginals included), on ~100-character sentences cut from MSRA test.
 
-    python -m training.speed [--model DIR] [--fp32] [--batch-sizes 64,256,1024] [--json OUT]
+    python -m training.speed [--model DIR] [--precision int8|fp32|fp16] [--batch-sizes 64,256,1024]
+                             [--json OUT]
 
 Run as a program it pins numpy's BLAS to one thread before numpy loads. Wall-clock
 rates only mean something on an otherwise idle machine; the rate per CPU-second of this
@@ -60,13 +61,13 @@ def throughput(model: NerModel, texts: Sequence[str], batch_size: int, repeats: 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.speed", description=__doc__)
     parser.add_argument("--model", help="model directory (default: the shipped model)")
-    parser.add_argument("--fp32", action="store_true", help="the float model instead of int8")
+    parser.add_argument("--precision", choices=["int8", "fp32", "fp16"], default="int8")
     parser.add_argument("--batch-sizes", default="64,256,1024")
     parser.add_argument("--sentences", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    model = NerModel.load(args.model, provider="cpu", threads=1, quantized=not args.fp32)
+    model = NerModel.load(args.model, provider="cpu", threads=1, precision=args.precision)
     texts = sentences(args.sentences)
     results = {
         int(size): throughput(model, texts, int(size), args.repeats)
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "model": model.manifest.name,
         "version": model.manifest.version,
-        "variant": "fp32" if args.fp32 else "int8",
+        "variant": args.precision,
         "threads": 1,
         "sentence_length": SENTENCE_LENGTH,
         "sentences": len(texts),

@@ -87,7 +87,7 @@ def test_evaluate_command(
     assert scores["per_type"]["LOC"]["support"] == 1
     assert "micro" in capsys.readouterr().out
     # Without --types: the model's types that the data annotates (no NUM here), fp32 model.
-    assert main([*argv, str(out), "--fp32"]) == EXIT_OK
+    assert main([*argv, str(out), "--precision", "fp32"]) == EXIT_OK
     assert set(json.loads(out.read_text())["per_type"]) == {"PER", "LOC", "ORG"}
 
 

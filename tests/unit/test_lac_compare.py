@@ -131,7 +131,7 @@ def test_lac_tags_entities_on_one_thread() -> None:
 
 
 def test_project_model_side_on_the_tiny_model(tiny_model: TinyModel) -> None:
-    ours = ProjectTagger(tiny_model.model_dir, threads=1, quantized=False)
+    ours = ProjectTagger(tiny_model.model_dir, threads=1, precision="fp32")
     assert ours.threads == 1
     examples = read_corpus("msra-test")[:40]
     texts = [example.text for example in examples]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -12,12 +13,13 @@ import pytest
 
 from models.bucketing import length_buckets
 from models.features import Featurizer
-from models.manifest import FLOAT_MODEL, ModelError
+from models.manifest import FLOAT_MODEL, FP16_MODEL, INT8_MODEL, ModelError
 from models.runtime import (
     CPU_PROVIDER,
     GPU_PROVIDERS,
     Entity,
     NerModel,
+    _model_file,
     drop_overlaps,
     provider_chain,
 )
@@ -72,6 +74,33 @@ def test_provider_chain(requested: str, available: list[str], expected: list[str
     assert provider_chain(requested, available) == expected
 
 
+@pytest.mark.parametrize(
+    ("precision", "on_gpu", "has_fp16", "expected"),
+    [
+        ("auto", False, True, INT8_MODEL),
+        ("auto", True, True, FP16_MODEL),
+        ("auto", True, False, FLOAT_MODEL),
+        ("fp32", False, True, FLOAT_MODEL),
+        ("int8", True, True, INT8_MODEL),
+        ("fp16", False, True, FP16_MODEL),
+    ],
+)
+def test_model_file_for_precision(
+    tmp_path: Path, precision: str, on_gpu: bool, has_fp16: bool, expected: str
+) -> None:
+    for name in (FLOAT_MODEL, INT8_MODEL, *([FP16_MODEL] if has_fp16 else [])):
+        (tmp_path / name).write_bytes(b"")
+    assert _model_file(tmp_path, precision, on_gpu) == expected
+
+
+def test_model_file_refuses_a_missing_or_unknown_precision(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as raised:
+        _model_file(tmp_path, "fp16", on_gpu=True)
+    assert raised.value.code == ModelError.MISSING_FILE
+    with pytest.raises(ValueError, match="precision"):
+        _model_file(tmp_path, "fp8", on_gpu=False)
+
+
 def test_provider_chain_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="provider must be one of"):
         provider_chain("gpu", [CPU_PROVIDER])
@@ -105,9 +134,9 @@ def test_onnx_emissions_and_tags_equal_torch(fixture: str, request: pytest.Fixtu
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("quantized", [True, False])
-def test_batched_equals_unbatched(tiny_model: TinyModel, quantized: bool) -> None:
-    model = NerModel.load(tiny_model.model_dir, provider="cpu", quantized=quantized)
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_batched_equals_unbatched(tiny_model: TinyModel, precision: str) -> None:
+    model = NerModel.load(tiny_model.model_dir, provider="cpu", precision=precision)
     long_text = "".join(TEXTS) * 3  # several windows of max_length 40
     texts = [*TEXTS, long_text]
     together = model.predict(texts)
@@ -120,10 +149,62 @@ def test_batched_equals_unbatched(tiny_model: TinyModel, quantized: bool) -> Non
     # fp32 emissions are exactly the same batched or alone; the float32 forward-backward can
     # round differently in the last bit with the batch's width. int8 activations are quantized
     # with one scale per batch tensor, so int8 scores move a little with a text's company.
-    tolerance = 0.05 if quantized else 1e-6
+    tolerance = 0.05 if precision == "int8" else 1e-6
     for found_together, found_alone in zip(together, alone, strict=True):
         for a, b in zip(found_together, found_alone, strict=True):
             assert a.score == pytest.approx(b.score, abs=tolerance)
+
+
+@pytest.mark.training
+def test_int8_model_quantizes_before_gathering_taps(
+    tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The exported int8 model gathers uint8 taps and computes what the quantizer's graph does."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from training.quantize import QUANTIZED_OPS
+
+    graph = onnx.load(str(tiny_model.model_dir / INT8_MODEL)).graph
+    producer = {output: node for node in graph.node for output in node.output}
+    quantized_inputs = [
+        producer[node.input[0]].op_type
+        for node in graph.node
+        if node.op_type == "DynamicQuantizeLinear"
+    ]
+    assert "Reshape" not in quantized_inputs  # no taps are gathered in float any more
+    plain = tmp_path_factory.mktemp("plain-int8") / "model.int8.onnx"
+    quantize_dynamic(
+        tiny_model.model_dir / FLOAT_MODEL,
+        plain,
+        op_types_to_quantize=QUANTIZED_OPS,
+        weight_type=QuantType.QInt8,
+    )
+    batch = Featurizer.load(tiny_model.model_dir, 8).encode(TEXTS)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    outputs = [
+        ort.InferenceSession(str(path), options, providers=[CPU_PROVIDER]).run(
+            None, batch.as_inputs()
+        )[0]
+        for path in (tiny_model.model_dir / INT8_MODEL, plain)
+    ]
+    mask = np.arange(batch.chars.shape[1])[None, :] < batch.lengths[:, None]
+    np.testing.assert_allclose(outputs[0][mask], outputs[1][mask], atol=1e-5)
+
+
+@pytest.mark.training
+def test_fp16_model_finds_what_the_float_model_finds(tiny_model: TinyModel) -> None:
+    """The GPU's fp16 model, checked on CPU: same entities as fp32 on these texts, close scores."""
+    fp32 = NerModel.load(tiny_model.model_dir, provider="cpu", precision="fp32")
+    fp16 = NerModel.load(tiny_model.model_dir, provider="cpu", precision="fp16")
+    assert (fp32.precision, fp16.precision) == ("fp32", "fp16")
+    for found32, found16 in zip(fp32.predict(TEXTS), fp16.predict(TEXTS), strict=True):
+        assert [(e.type, e.start, e.end) for e in found16] == [
+            (e.type, e.start, e.end) for e in found32
+        ]
+        for a, b in zip(found32, found16, strict=True):
+            assert a.score == pytest.approx(b.score, abs=0.02)
 
 
 @pytest.mark.training

@@ -24,7 +24,7 @@ def test_environment_sets_typed_fields() -> None:
             "NERSTREAM_KAFKA_BOOTSTRAP_SERVERS": "a:1,b:2",
             "NERSTREAM_WORKER_MAX_BATCH": "32",
             "NERSTREAM_WORKER_MAX_WAIT_S": "0.5",
-            "NERSTREAM_MODEL_QUANTIZED": "no",
+            "NERSTREAM_MODEL_PRECISION": "fp32",
             "NERSTREAM_TOPICS_INPUTS": "one, two ,",
             "NERSTREAM_LOCAL_DATA_DIR": "/srv/kafka",
         }
@@ -32,7 +32,7 @@ def test_environment_sets_typed_fields() -> None:
     assert settings.kafka.bootstrap_servers == "a:1,b:2"
     assert settings.worker.max_batch == 32
     assert settings.worker.max_wait_s == 0.5
-    assert settings.model.quantized is False
+    assert settings.model.precision == "fp32"
     assert settings.topics.inputs == ("one", "two")
     assert settings.local.data_dir == Path("/srv/kafka")
 
@@ -62,7 +62,7 @@ def test_overrides_beat_environment_and_none_is_ignored() -> None:
         ({"model.threads": "-1"}, "threads"),
         ({"local.port": "9093"}, "must differ"),
         ({"worker.max_batch": "many"}, "cannot read 'many' as int"),
-        ({"model.quantized": "maybe"}, "model.quantized"),
+        ({"model.precision": "fp8"}, "model.precision"),
         ({"worker.nope": "1"}, "unknown setting"),
     ],
 )
