@@ -360,7 +360,7 @@ class NerModel:
         """Emissions (B, T, K), the ONNX model run on ``onnx_batch`` rows at a time.
 
         Rows come longest first (models.bucketing), so each slice is cut to its first row's
-        length: small slices keep the LSTM's working set in cache, and trimming saves padding.
+        length: small slices keep the network's working set in cache, and trimming saves padding.
         """
         inputs = encoded.as_inputs()
         batch, steps = encoded.chars.shape

@@ -1,5 +1,10 @@
 """Synthetic training sentences for patterns MSRA's training set lacks.
 
+Mention swaps: copies of training sentences with each PER/LOC/ORG entity replaced by another of
+the same type from the training set, so that the tagger learns entities from their context and
+their shape rather than by heart, which matters most to a tagger that sees a few characters
+around each position (the cnn encoder).
+
 Name lists: person names with no or little punctuation between them.
 
 News text lists people back to back ("出席会议的有张三李四王五……", rosters of committees); MSRA's
@@ -75,4 +80,32 @@ def grouped_numbers(examples: Sequence[Example]) -> list[Example]:
             cursor = span.end
         if changed:
             copies.append(Example(text + example.text[cursor:], tuple(spans)))
+    return copies
+
+
+SWAPPED_TYPES = ("PER", "LOC", "ORG")
+
+
+def mention_swaps(examples: Sequence[Example], rng: random.Random) -> list[Example]:
+    """One copy of every sentence that has a PER, LOC or ORG entity, each of those entities
+    replaced by a random training entity of its type (other entities and text kept)."""
+    mentions: dict[str, list[str]] = {}
+    for example in examples:
+        for span in example.spans:
+            if span.type in SWAPPED_TYPES:
+                mentions.setdefault(span.type, []).append(example.text[span.start : span.end])
+    copies = []
+    for example in examples:
+        if not any(span.type in SWAPPED_TYPES for span in example.spans):
+            continue
+        text, spans, cursor = "", [], 0
+        for span in example.spans:
+            entity = example.text[span.start : span.end]
+            if span.type in SWAPPED_TYPES:
+                entity = rng.choice(mentions[span.type])
+            text += example.text[cursor : span.start]
+            spans.append(Span(len(text), len(text) + len(entity), span.type))
+            text += entity
+            cursor = span.end
+        copies.append(Example(text + example.text[cursor:], tuple(spans)))
     return copies

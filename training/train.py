@@ -34,7 +34,7 @@ from models.tags import (
     viterbi_decode,
 )
 from models.text import normalize
-from training.augment import grouped_numbers, name_lists
+from training.augment import grouped_numbers, mention_swaps, name_lists
 from training.checkpoint import checkpoint_featurizer, read_checkpoint, save_checkpoint
 from training.corpora import Example, add_spans, keep_types, read_corpus, split_dev
 from training.lexicon import jieba_lexicon
@@ -93,6 +93,9 @@ class TrainConfig:
     augment_name_lists: int = 0
     #: Add copies of sentences with their long NUM integers written "21,350" (training.augment).
     augment_grouped_numbers: bool = False
+    #: Add a copy of each sentence with its PER/LOC/ORG entities swapped for others of their type
+    #: (training.augment).
+    augment_mention_swaps: bool = False
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
     #: A trained model directory (same labels) whose per-character marginals the student's
@@ -239,8 +242,11 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     ]
     train, dev = split_dev(examples, config.dev_fraction)
     train = [piece for example in train for piece in split_long(example, config.max_length)]
+    originals = train
     if config.augment_grouped_numbers:
-        train += grouped_numbers(train)
+        train = train + grouped_numbers(originals)
+    if config.augment_mention_swaps:
+        train = train + mention_swaps(originals, random.Random(config.seed + 1))
     if config.augment_name_lists:
         rng = random.Random(config.seed)
         train += name_lists(train, config.augment_name_lists, rng)
@@ -254,6 +260,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         "weak_num": config.weak_num and "NUM" in config.entity_types,
         "augment_name_lists": config.augment_name_lists,
         "augment_grouped_numbers": config.augment_grouped_numbers,
+        "augment_mention_swaps": config.augment_mention_swaps,
     }
     return PreparedData(train, dev, description)
 

@@ -269,3 +269,21 @@ def test_speed_harness(tiny_model: TinyModel) -> None:
     rate = throughput(model, texts, batch_size=16, repeats=1)
     assert rate.wall > 0
     assert rate.cpu > 0
+
+
+@pytest.mark.training
+def test_int8_variants_benchmark(tiny_model: TinyModel, tmp_path: Path) -> None:
+    import json
+
+    from bench.int8_variants import main
+
+    out = tmp_path / "int8.json"
+    assert main(["--model", str(tiny_model.model_dir), "--rounds", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["sentences_per_cpu_second"]) == {
+        "fp32",
+        "int8, quantizer's graph",
+        "int8, shipped",
+    }
+    assert report["ratio_to_shipped_int8"]["int8, shipped"] == 1.0
+    assert all(rate > 0 for rate in report["sentences_per_cpu_second"].values())

@@ -215,3 +215,23 @@ def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> Non
     )
     result = train(config, tmp_path / "student", progress=False)
     assert result.checkpoint.is_file()
+
+
+def test_mention_swaps_replace_entities_by_others_of_their_type() -> None:
+    import random
+
+    from training.augment import mention_swaps
+
+    source = [
+        Example("张三去北京", (Span(0, 2, "PER"), Span(3, 5, "LOC"))),
+        Example("李四到上海了", (Span(0, 2, "PER"), Span(3, 5, "LOC"))),
+        Example("共3人", (Span(1, 2, "NUM"),)),  # nothing to swap: no copy
+    ]
+    copies = mention_swaps(source, random.Random(0))
+    assert len(copies) == 2
+    for copy, original in zip(copies, source[:2], strict=True):
+        assert [span.type for span in copy.spans] == [span.type for span in original.spans]
+        persons = [copy.text[s.start : s.end] for s in copy.spans if s.type == "PER"]
+        places = [copy.text[s.start : s.end] for s in copy.spans if s.type == "LOC"]
+        assert set(persons) <= {"张三", "李四"} and set(places) <= {"北京", "上海"}
+    assert copies[1].text.endswith("了")

@@ -1,0 +1,108 @@
+"""The shipped model's network alone, one thread: float32, the quantizer's int8 graph, and the
+shipped int8 graph (training.quantize.quantize_before_gather), interleaved in one run.
+
+    python -m bench.int8_variants [--model DIR] [--batch 16] [--rounds 9] [--json OUT]
+
+Each round times every variant for ~0.4 CPU-seconds on the same 100-character MSRA test
+sentences (featurized once, ``--batch`` rows per run, as models.runtime feeds the network);
+the best round of each is reported, with its ratio to the shipped int8 model measured in the
+same run. The quantizer's graph is rebuilt from the directory's model.onnx with the same
+settings the export uses, minus the rewrite. Rates are per CPU-second of this single-threaded
+process.
+"""
+
+from __future__ import annotations
+
+import os
+
+if __name__ == "__main__":  # one BLAS thread, set before numpy loads; never as a side effect
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_variable] = "1"
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from models.features import Featurizer
+from models.manifest import FLOAT_MODEL, INT8_MODEL, read_manifest
+from models.runtime import default_model_dir
+from training.quantize import QUANTIZED_OPS
+from training.speed import sentences
+
+ROUND_SECONDS = 0.4
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.int8_variants", description=__doc__)
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--json", type=Path, default=Path("bench/results/int8_variants.json"))
+    args = parser.parse_args(argv)
+    directory = args.model or default_model_dir()
+    manifest = read_manifest(directory)
+    inputs = (
+        Featurizer.load(directory, manifest.max_word_length)
+        .encode(sentences(args.batch))
+        .as_inputs()
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        plain = Path(folder) / "quantizer.int8.onnx"
+        quantize_dynamic(
+            directory / FLOAT_MODEL,
+            plain,
+            op_types_to_quantize=QUANTIZED_OPS,
+            weight_type=QuantType.QInt8,
+            per_channel=False,
+        )
+        sessions = {
+            "fp32": _session(directory / FLOAT_MODEL),
+            "int8, quantizer's graph": _session(plain),
+            "int8, shipped": _session(directory / INT8_MODEL),
+        }
+    best = dict.fromkeys(sessions, 0.0)
+    for round_number in range(1, args.rounds + 1):
+        for name, session in sessions.items():
+            session.run(None, inputs)
+            started, done = time.process_time(), 0
+            while time.process_time() - started < ROUND_SECONDS:
+                session.run(None, inputs)
+                done += args.batch
+            best[name] = max(best[name], done / (time.process_time() - started))
+        print(f"round {round_number}/{args.rounds}", flush=True)
+    shipped = best["int8, shipped"]
+    for name, rate in best.items():
+        print(f"{name:>24}: {rate:8,.0f} sentences per CPU-second ({rate / shipped:.2f}x shipped)")
+    report = {
+        "benchmark": "int8_variants",
+        "model": f"{manifest.name} {manifest.version}",
+        "onnxruntime": ort.__version__,
+        "threads": 1,
+        "sentence_length": len(sentences(1)[0]),
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "sentences_per_cpu_second": {name: round(rate) for name, rate in best.items()},
+        "ratio_to_shipped_int8": {name: round(rate / shipped, 3) for name, rate in best.items()},
+        "load_average": os.getloadavg()[0],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
