@@ -242,9 +242,23 @@ def _check_crf_inputs(
 IMPOSSIBLE = -1.0e3
 
 
-def _transition_groups(
-    transitions: NDArray[np.float32],
-) -> list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]]:
+#: Below this many rows a Viterbi step is dominated by numpy's per-call cost, and one dense block
+#: (fewest calls) beats the stacked blocks of allowed transitions.
+_BLOCKS_FROM_BATCH = 32
+
+_Blocks = list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_groups(transitions_bytes: bytes, size: int, dense: bool) -> _Blocks:
+    transitions = np.frombuffer(transitions_bytes, dtype=np.float32).reshape(size, size)
+    if dense:
+        every = np.arange(size, dtype=np.intp)
+        return [(every[None, :], every, transitions.T[None, :, :, None])]
+    return _transition_groups(transitions)
+
+
+def _transition_groups(transitions: NDArray[np.float32]) -> _Blocks:
     """The allowed transitions as blocks: labels with the same allowed predecessors form a group,
     and groups of the same shape are stacked, so one max-plus step over a block covers them all.
 
@@ -288,14 +302,14 @@ def viterbi_decode(
     B*K work per step instead of B*K*K and gives the same label as a forward argmax would.
     """
     scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
-    steps, _, batch = scores.shape
+    steps, num_labels, batch = scores.shape
     path = np.zeros((batch, steps), dtype=np.int64)
     best_scores = np.zeros(batch, dtype=np.float32)
     max_length = int(lengths64.max()) if batch else 0
     if max_length == 0:
         return path, best_scores
     scores[0] += np.asarray(start, dtype=np.float32)[:, None]
-    groups = _transition_groups(trans)
+    groups = _cached_groups(trans.tobytes(), num_labels, batch < _BLOCKS_FROM_BATCH)
     for t in range(1, max_length):
         # scores[t] holds the best score of any path ending in each label at t.
         previous = scores[t - 1]

@@ -338,8 +338,9 @@ def test_viterbi_over_allowed_blocks_equals_dense(scheme: Scheme, seed: int) -> 
         np.where(allowed_start, rng.normal(size=len(labels)), FORBIDDEN).astype(np.float32),
         np.where(allowed_end, rng.normal(size=len(labels)), FORBIDDEN).astype(np.float32),
     )
-    emissions = rng.normal(scale=3.0, size=(4, 30, len(labels))).astype(np.float32)
-    lengths = np.array([30, 1, 17, 0])
+    # 40 rows: enough for the stacked blocks (small batches take one dense block).
+    emissions = rng.normal(scale=3.0, size=(40, 30, len(labels))).astype(np.float32)
+    lengths = rng.integers(0, 31, size=40)
     path, score = viterbi_decode(emissions, lengths, *crf)
     for row, length in enumerate(lengths.tolist()):
         if length == 0:
