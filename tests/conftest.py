@@ -14,11 +14,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from streams import local_kafka
 from streams.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # torch comes with the train extra; tests that train import it lazily
+    from training.train import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_KAFKA_ROOT = REPO_ROOT / ".kafka"
@@ -101,29 +105,36 @@ class TinyModel:
     model_dir: Path
 
 
+def tiny_config(**overrides: Any) -> TrainConfig:
+    """The TrainConfig of the tiny test models (seconds of training), with ``overrides``."""
+    from training.train import TrainConfig
+
+    settings: dict[str, Any] = {
+        "name": "tiny",
+        "version": "0.0.1",
+        "max_sentences": 800,
+        "entity_types": ("PER", "LOC", "ORG", "NUM"),
+        "weak_num": True,
+        "char_dim": 16,
+        "bigram_dim": 8,
+        "hidden": 16,
+        "epochs": 3,
+        "batch_size": 16,
+        "learning_rate": 0.02,
+        "warmup_steps": 5,
+        "threads": 1,
+        "max_length": 40,
+    }
+    return TrainConfig(**{**settings, **overrides})
+
+
 def _train_tiny_model(factory: pytest.TempPathFactory, encoder: str) -> TinyModel:
     pytest.importorskip("torch")
     from training.export import export_model
-    from training.train import TrainConfig, train
+    from training.train import train
 
     run_dir = factory.mktemp(f"tiny-{encoder}-run")
-    config = TrainConfig(
-        name="tiny",
-        version="0.0.1",
-        max_sentences=800,
-        entity_types=("PER", "LOC", "ORG", "NUM"),
-        weak_num=True,
-        encoder=encoder,
-        char_dim=16,
-        bigram_dim=8,
-        hidden=16,
-        epochs=3,
-        batch_size=16,
-        learning_rate=0.02,
-        warmup_steps=5,
-        threads=1,
-        max_length=40,
-    )
+    config = tiny_config(encoder=encoder)
     result = train(config, run_dir, progress=False)
     model_dir = export_model(result.checkpoint, run_dir / "model")
     return TinyModel(run_dir, result.checkpoint, model_dir)
@@ -131,7 +142,7 @@ def _train_tiny_model(factory: pytest.TempPathFactory, encoder: str) -> TinyMode
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
-    """A tiny model of the default (cnn) encoder, trained in seconds."""
+    """A tiny model of the cnn encoder, trained in seconds."""
     return _train_tiny_model(tmp_path_factory, "cnn")
 
 

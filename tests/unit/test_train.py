@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from torch import Tensor  # noqa: E402
 
 from models.tags import Span, label_set  # noqa: E402
-from tests.conftest import TinyModel  # noqa: E402
+from tests.conftest import TinyModel, tiny_config  # noqa: E402
 from training.corpora import Example  # noqa: E402
 from training.model import (  # noqa: E402
     ENCODERS,
@@ -202,17 +202,7 @@ def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="labels"):
         teacher_marginals(tiny_model.model_dir, texts, label_set(("PER",), "BIO"), threads=1)
 
-    config = TrainConfig(
-        max_sentences=200,
-        hidden=8,
-        bigram_dim=4,
-        epochs=1,
-        batch_size=16,
-        warmup_steps=2,
-        threads=1,
-        max_length=40,
-        distill_from=str(tiny_model.model_dir),
-    )
+    config = tiny_config(max_sentences=200, epochs=1, distill_from=str(tiny_model.model_dir))
     result = train(config, tmp_path / "student", progress=False)
     assert result.checkpoint.is_file()
 
