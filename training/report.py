@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports[f"NUM ({args.num_data}), int8"] = evaluate_model(model, num, ["NUM"])
     model = NerModel.load(directory, provider="cpu", threads=1)
     texts = speed.sentences(4096)
-    rates = {size: speed.throughput(model, texts, size, 3) for size in (64, 256, 1024)}
+    rates = {size: speed.throughput(model, texts, size, speed.REPEATS) for size in (64, 256, 1024)}
     results: dict[str, Any] = {
         "model": model.manifest.name,
         "version": model.manifest.version,

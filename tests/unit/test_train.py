@@ -15,7 +15,7 @@ from torch import Tensor  # noqa: E402
 
 from models.tags import Span, label_set  # noqa: E402
 from tests.conftest import TinyModel, tiny_config  # noqa: E402
-from training.corpora import Example  # noqa: E402
+from training.corpora import Example, read_corpus  # noqa: E402
 from training.model import (  # noqa: E402
     ENCODERS,
     Crf,
@@ -205,6 +205,37 @@ def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> Non
     config = tiny_config(max_sentences=200, epochs=1, distill_from=str(tiny_model.model_dir))
     result = train(config, tmp_path / "student", progress=False)
     assert result.checkpoint.is_file()
+
+
+def test_teacher_labels_become_training_sentences(tiny_model: TinyModel, tmp_path: Path) -> None:
+    from models.runtime import NerModel
+    from training.distill import teacher_examples
+    from training.train import prepare_data
+
+    texts = ["北京大学的张三说了3句话", "在这里"]
+    examples = teacher_examples(tiny_model.model_dir, texts, threads=1, progress=False)
+    predicted = NerModel.load(tiny_model.model_dir, provider="cpu", precision="fp32").predict(texts)
+    assert [example.text for example in examples] == texts
+    assert [[(s.start, s.end, s.type) for s in example.spans] for example in examples] == [
+        [(e.start, e.end, e.type) for e in entities] for entities in predicted
+    ]
+
+    test_sentence = read_corpus("msra-test")[0].text  # overlaps the MSRA test file: left out
+    unseen = "这是一段从来没有在任何语料中出现过的测试文字，用来检查自学习的文本"
+    source = tmp_path / "texts.txt"
+    source.write_text(f"{test_sentence}\n{unseen}\n", encoding="utf-8")
+    config = tiny_config(
+        max_sentences=50,
+        self_training_texts=str(source),
+        self_training_teacher=str(tiny_model.model_dir),
+    )
+    data = prepare_data(config)
+    assert data.description["self_training_sentences"] == 1
+    # Normalized like all training text ("，" -> ",").
+    assert unseen.replace("，", ",") in [example.text for example in data.train]
+    assert not any(test_sentence[:30] in example.text for example in data.train)
+    with pytest.raises(ValueError, match="go together"):
+        tiny_config(self_training_texts=str(source)).validate()
 
 
 def test_mention_swaps_replace_entities_by_others_of_their_type() -> None:
