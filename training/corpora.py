@@ -155,18 +155,12 @@ def without_overlap(texts: Sequence[str], references: Iterable[str], window: int
     """The texts sharing no ``window``-character substring with any reference text (texts and
     references shorter than ``window`` are compared whole). Training texts from outside a corpus
     pass through this, so that its test and dev sentences stay unseen."""
-    seen = {
-        reference[start : start + window]
-        for reference in references
-        for start in range(max(1, len(reference) - window + 1))
-    }
-    return [
-        text
-        for text in texts
-        if not any(
-            text[start : start + window] in seen for start in range(max(1, len(text) - window + 1))
-        )
-    ]
+
+    def pieces(text: str) -> Iterator[str]:
+        return (text[start : start + window] for start in range(max(1, len(text) - window + 1)))
+
+    seen = {piece for reference in references for piece in pieces(reference)}
+    return [text for text in texts if not any(piece in seen for piece in pieces(text))]
 
 
 def infer_format(path: Path) -> CorpusFormat:

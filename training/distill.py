@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 BATCH = 256
 
 
+def load_teacher(model_dir: Path, threads: int) -> NerModel:
+    """The teacher as every student sees it: float32 on CPU."""
+    return NerModel.load(model_dir, provider="cpu", threads=threads, precision="fp32")
+
+
 def teacher_marginals(
     model_dir: Path,
     texts: Sequence[str],
@@ -38,7 +43,7 @@ def teacher_marginals(
     """For each normalized text, the teacher's (len, K) marginals, K in ``labels`` order, from
     one pass over the whole text (no windows: training sentences are about the window's length).
     ValueError if the teacher has other labels."""
-    teacher = NerModel.load(model_dir, provider="cpu", threads=threads, precision="fp32")
+    teacher = load_teacher(model_dir, threads)
     if tuple(teacher.manifest.labels) != tuple(labels):
         raise ValueError(
             f"teacher {model_dir} has labels {teacher.manifest.labels}, the student {labels}"
@@ -59,7 +64,7 @@ def teacher_examples(
     model_dir: Path, texts: Sequence[str], threads: int, progress: bool = True
 ) -> list[Example]:
     """Each text with the teacher's entities (long texts are predicted in the runtime's windows)."""
-    teacher = NerModel.load(model_dir, provider="cpu", threads=threads, precision="fp32")
+    teacher = load_teacher(model_dir, threads)
     examples: list[Example] = []
     for first in tqdm(range(0, len(texts), BATCH), desc="teacher labels", disable=not progress):
         batch = texts[first : first + BATCH]
