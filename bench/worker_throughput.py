@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.worker_throughput [--records 15000] [--model-dir DIR]
 
-1. Starts a private single-node Kafka (``streams.local_kafka``, free loopback ports, temp dir)
+1. Starts a private single-node Kafka (``streams.kafka.local``, free loopback ports, temp dir)
    unless ``--bootstrap-servers`` names one, and creates fresh topics.
 2. Model only: ``NerModel.predict`` over the records in batches of ``--max-batch``, in order,
    in this process; measured before and after step 3, and averaged (the load may drift).
@@ -34,8 +34,9 @@ from confluent_kafka import Producer
 
 from models.runtime import NerModel
 from schemas.codecs import RECORD
-from streams import local_kafka
-from streams.kafka_tools import create_topics
+from streams.kafka import local as local_kafka
+from streams.kafka.admin import create_topics
+from streams.model_loader import load_model
 from streams.settings import KAFKA_VERSION, Settings, load_settings
 from tests.conftest import free_port
 from tests.integration.worker_process import WorkerProcess, end_offsets
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
 
     records = list(mixed_records(args.records))
     texts = [record.text for record in records]
-    model = NerModel.load(args.model_dir or None, threads=args.threads)
+    model = load_model(settings.model)  # the model exactly as the worker loads it
     progress(f"model {model.manifest.name} {model.manifest.version} on {model.provider}")
     # Model only before and after the end-to-end run: on a shared machine the load drifts, and
     # the mean of the two brackets the end-to-end measurement.

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from errors import PermanentError
 from models.runtime import NerModel
 
 #: Lines handed to the model per predict call.
 CHUNK = 256
 
 
-class InputError(ValueError):
+class InputError(PermanentError, ValueError):
     """An input line cannot be read; the message names its source and line."""
 
 
@@ -42,7 +43,8 @@ def parse_line(line: str, source: str, number: int) -> Record:
     return Record(value.get("id", f"{source}:{number}"), value["text"])
 
 
-def read_records(sources: Iterable[tuple[str, IO[str]]]) -> Iterator[Record]:
+def read_lines(sources: Iterable[tuple[str, IO[str]]]) -> Iterator[Record]:
+    """The records of every line of each ``(name, stream)`` source, in order."""
     for source, stream in sources:
         number = 0
         try:

@@ -9,22 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def length_buckets(lengths: Sequence[int], max_tokens: int, max_batch: int) -> list[list[int]]:
-    """Indices sorted by length (longest first), cut into batches whose padded size
-    (rows x longest row) stays within ``max_tokens`` and whose rows stay within ``max_batch``.
+def length_buckets(lengths: Sequence[int], bucket_chars: int, bucket_texts: int) -> list[list[int]]:
+    """Indices sorted by length (longest first), cut into buckets whose padded size
+    (rows x longest row) stays within ``bucket_chars`` and whose rows stay within ``bucket_texts``.
 
-    A text longer than ``max_tokens`` still gets a batch of its own. Empty texts are grouped
+    A text longer than ``bucket_chars`` still gets a bucket of its own. Empty texts are grouped
     like any other (they cost nothing).
     """
-    if max_tokens < 1 or max_batch < 1:
-        raise ValueError("max_tokens and max_batch must be >= 1")
+    if bucket_chars < 1 or bucket_texts < 1:
+        raise ValueError("bucket_chars and bucket_texts must be >= 1")
     order = sorted(range(len(lengths)), key=lambda index: (-lengths[index], index))
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:
         # Longest first, so the batch's first row sets its padded width.
         width = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) == max_batch or (len(current) + 1) * width > max_tokens):
+        if current and (len(current) == bucket_texts or (len(current) + 1) * width > bucket_chars):
             batches.append(current)
             current = []
         current.append(index)

@@ -13,6 +13,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from errors import PermanentError
 from models.features import FEATURE_FILES
 from models.tags import label_set
 
@@ -26,7 +27,7 @@ REQUIRED_FILES = (FLOAT_MODEL, INT8_MODEL, CRF_FILE, *FEATURE_FILES)
 FORMAT_VERSION = 1
 
 
-class ModelError(Exception):
+class ModelError(PermanentError):
     """A model directory cannot be used; ``code`` is stable, the message says what to do."""
 
     MISSING_DIR = "MODEL_MISSING_DIR"

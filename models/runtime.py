@@ -197,8 +197,8 @@ class NerModel:
         model_file: str,
         featurizer: Featurizer,
         crf: tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]],
-        max_tokens: int,
-        max_batch: int,
+        bucket_texts: int,
+        bucket_chars: int,
         onnx_batch: int,
     ) -> None:
         self.directory = directory
@@ -207,8 +207,8 @@ class NerModel:
         self.model_file = model_file
         self.featurizer = featurizer
         self.crf = crf
-        self.max_tokens = max_tokens
-        self.max_batch = max_batch
+        self.bucket_texts = bucket_texts
+        self.bucket_chars = bucket_chars
         self.onnx_batch = onnx_batch
         self._scheme: Scheme = manifest.scheme  # type: ignore[assignment]
 
@@ -220,16 +220,17 @@ class NerModel:
         threads: int = 1,
         precision: str = "auto",
         *,
-        max_tokens: int = 102400,
-        max_batch: int = 1024,
+        bucket_texts: int = 1024,
+        bucket_chars: int = 102_400,
         onnx_batch: int = 8,
     ) -> NerModel:
         """Validate and load a model directory (default: the model shipped in the package).
 
         Texts are featurized and CRF-decoded in buckets of similar length of at most
-        ``max_batch`` texts and ``max_tokens`` padded characters (decoding loops over time, so
-        big buckets spread its per-step cost); the network runs on ``onnx_batch`` texts at a
-        time (small runs keep its working set in cache).
+        ``bucket_texts`` texts and ``bucket_chars`` padded characters (decoding loops over time,
+        so big buckets spread its per-step cost); the network runs on ``onnx_batch`` texts at a
+        time (small runs keep its working set in cache). The worker, ``evaluate`` and
+        ``annotate`` take all of these from the ``model.*`` settings (``streams.model_loader``).
 
         Raises ModelError (with a stable ``code``) when the directory is unusable.
         """
@@ -278,8 +279,8 @@ class NerModel:
             model_file=model_file,
             featurizer=featurizer,
             crf=crf,
-            max_tokens=max_tokens,
-            max_batch=max_batch,
+            bucket_texts=bucket_texts,
+            bucket_chars=bucket_chars,
             onnx_batch=onnx_batch,
         )
 
@@ -336,7 +337,7 @@ class NerModel:
     def _tag(self, pieces: Sequence[str]) -> list[_Tagged]:
         tagged = [_Tagged([], [])] * len(pieces)
         lengths = [len(piece) for piece in pieces]
-        for bucket in length_buckets(lengths, self.max_tokens, self.max_batch):
+        for bucket in length_buckets(lengths, self.bucket_chars, self.bucket_texts):
             encoded = self.featurizer.encode([pieces[i] for i in bucket])
             emissions = self.emissions(encoded)
             paths, _ = viterbi_decode(emissions, encoded.lengths, *self.crf)

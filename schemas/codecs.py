@@ -311,6 +311,12 @@ DEAD_LETTER = AvroCodec(
     load_schema(SCHEMA_DIR / "dead_letter.avsc"), _dead_letter_to_datum, _dead_letter_from_datum
 )
 
+#: The Kafka header that names the Avro schema of an output value (entity event or dead
+#: letter), so readers pick the right codec; its values are the schemas' full names.
+SCHEMA_HEADER = "nerstream-schema"
+ENTITY_EVENT_SCHEMA = ENTITY_EVENT.name.encode("ascii")
+DEAD_LETTER_SCHEMA = DEAD_LETTER.name.encode("ascii")
+
 
 # --- JSON -------------------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from errors import PermanentError
+
 
 class ErrorCode(StrEnum):
     """Stable reasons written to DeadLetter.error_code; documented in dead_letter.avsc."""
@@ -24,7 +26,7 @@ class ErrorCode(StrEnum):
     OUTPUT_TOO_LARGE = "OUTPUT_TOO_LARGE"
 
 
-class DecodeError(ValueError):
+class DecodeError(PermanentError, ValueError):
     """A message that is permanently unusable: dead-letter it, never retry it.
 
     The message never contains record text (it may be medical data), only what was wrong.

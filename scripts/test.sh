@@ -11,5 +11,7 @@ echo "== ruff format --check"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== lint-imports"
+.venv/bin/lint-imports
 echo "== pytest"
 exec .venv/bin/pytest "$@"

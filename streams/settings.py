@@ -18,14 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from errors import UsageError
+
 ENV_PREFIX = "NERSTREAM_"
 
 #: The Apache Kafka version the local broker runs; the one place it is pinned.
 KAFKA_VERSION = "4.4.0"
 
 
-class SettingsError(ValueError):
-    """A setting is missing, malformed, or conflicts with another one."""
+class SettingsError(UsageError, ValueError):
+    """A setting is missing, malformed, or conflicts with another one (exit 2)."""
 
 
 class Secret(str):
@@ -186,6 +188,10 @@ class WorkerSettings:
     delivery_timeout_s: float = 60.0
     #: Log lines as ``text`` or as ``json`` objects (with topic/partition/offset fields).
     log_format: str = "text"
+    #: Seconds the broker waits for a silent worker before it gives the worker's partitions to
+    #: the others (Faust's ``broker_session_timeout``); tests shorten it so that a crashed
+    #: worker's partitions move on quickly.
+    session_timeout_s: float = 60.0
 
     def validate(self) -> None:
         if self.max_batch < 1:
@@ -202,6 +208,8 @@ class WorkerSettings:
             raise SettingsError("worker.delivery_timeout_s must be >= 1")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"worker.log_format must be text or json, got {self.log_format!r}")
+        if self.session_timeout_s <= 0:
+            raise SettingsError("worker.session_timeout_s must be > 0")
 
     def identity(self) -> str:
         """``worker_id``, or ``<hostname>-<pid>`` when it is empty."""
@@ -221,6 +229,15 @@ class ModelSettings:
     #: Which of the model directory's ONNX files runs: auto (fp16 on GPU when there is one,
     #: else fp32; int8 on CPU), int8, fp32 or fp16.
     precision: str = "auto"
+    #: Most texts (windows of long texts count one each) featurized and CRF-decoded together
+    #: in one bucket of similar lengths; ``worker.max_batch`` records make at least as many.
+    bucket_texts: int = 1024
+    #: Most padded characters (texts x longest text) in one bucket; a longer text still gets a
+    #: bucket of its own.
+    bucket_chars: int = 102_400
+    #: Texts per run of the ONNX network inside a bucket (small runs keep its working set in
+    #: the CPU cache).
+    onnx_batch: int = 8
 
     def validate(self) -> None:
         providers = {"auto", "tensorrt", "cuda", "cpu"}
@@ -235,6 +252,9 @@ class ModelSettings:
             )
         if self.threads < 0:
             raise SettingsError("model.threads must be >= 0")
+        for name in ("bucket_texts", "bucket_chars", "onnx_batch"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"model.{name} must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Shared fixtures: one real Kafka broker per test session, fresh topic/group names per test.
 
-The broker is started by :mod:`streams.local_kafka` (the same code as ``nerstream local up``) on
+The broker is started by :mod:`streams.kafka.local` (the same code as ``nerstream local up``) on
 free loopback ports, with its data under ``<checkout>/.kafka/pytest-*`` so that ``.ci/run`` can
 find and stop it should the session die. It starts only when a test asks for it.
 """
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from streams import local_kafka
+from streams.kafka import local as local_kafka
+from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # torch comes with the train extra; tests that train import it lazily
@@ -80,7 +81,7 @@ class KafkaScope:
     def topic(self, name: str, partitions: int = 1) -> str:
         """Create a fresh topic (``<prefix>.<name>``) and return its full name."""
         full_name = f"{self.prefix}.{name}"
-        local_kafka.create_topics(self.bootstrap_servers, [full_name], partitions)
+        create_topics(self.settings.kafka, [full_name], partitions)
         return full_name
 
     def group(self, name: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
+from errors import PermanentError
 from models.tags import Scheme, Span, parse_tag, tags_to_spans
 
 CorpusFormat = Literal["bmes", "bio", "jsonl"]
@@ -27,7 +28,7 @@ MSRA_SPLITS = {"msra-train": "msra_train.txt", "msra-test": "msra_test.txt"}
 PD1998 = "pd-1998"
 
 
-class CorpusError(ValueError):
+class CorpusError(PermanentError, ValueError):
     """A corpus is missing or malformed; the message names the file (and line)."""
 
 

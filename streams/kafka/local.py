@@ -24,17 +24,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
-
-from streams.cli import CommandError
-from streams.settings import KAFKA_VERSION, Settings
+from streams.kafka.admin import KafkaToolError, create_topics, list_topics
+from streams.settings import KAFKA_VERSION, KafkaSettings, Settings
 
 Log = Callable[[str], None]
 
@@ -54,7 +50,7 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 _CONFIG_FILE = "server.properties"
 
 
-class LocalKafkaError(CommandError):
+class LocalKafkaError(KafkaToolError):
     """The local broker cannot be resolved, started, reached or stopped."""
 
 
@@ -338,54 +334,6 @@ def _tail(path: Path, lines: int = 30) -> str:
         return f"(no {path.name})"
 
 
-def _admin(bootstrap_servers: str) -> Any:
-    # Quiet: while the broker starts, every refused connection would otherwise be logged.
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "log_level": 0,
-        "error_cb": lambda _: None,
-    }
-    return AdminClient(config)
-
-
-def list_topics(bootstrap_servers: str, timeout_s: float = 5.0) -> tuple[str, ...]:
-    """User topics on the cluster; raises ``KafkaException`` when it does not answer."""
-    metadata = _admin(bootstrap_servers).list_topics(timeout=timeout_s)
-    return tuple(sorted(name for name in metadata.topics if not name.startswith("__")))
-
-
-def create_topics(
-    bootstrap_servers: str,
-    names: Iterable[str],
-    partitions: int,
-    replication_factor: int = 1,
-    timeout_s: float = 30.0,
-) -> None:
-    """Create ``names`` and wait until they are usable; existing topics are left as they are."""
-    wanted = [NewTopic(name, partitions, replication_factor) for name in names]
-    if not wanted:
-        return
-    admin = _admin(bootstrap_servers)  # must outlive the futures
-    futures = admin.create_topics(wanted, operation_timeout=timeout_s)
-    for name, future in futures.items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise LocalKafkaError(f"cannot create topic {name}: {exc.args[0]}") from exc
-    # The controller has them; wait until the broker's metadata does too, so clients that
-    # start right after this see every partition.
-    deadline = time.monotonic() + timeout_s
-    missing = set(futures)
-    while missing:
-        topics = admin.list_topics(timeout=timeout_s).topics
-        missing = {name for name in missing if name not in topics or topics[name].error}
-        if missing and time.monotonic() > deadline:
-            raise LocalKafkaError(f"topics not in the broker's metadata in time: {missing}")
-        if missing:
-            time.sleep(0.1)
-
-
 def _wait_ready(
     process: subprocess.Popen[bytes], bootstrap_servers: str, deadline: float, data_dir: Path
 ) -> None:
@@ -397,9 +345,9 @@ def _wait_ready(
                 f"{data_dir / 'jvm.out'}:\n{_tail(data_dir / 'jvm.out')}"
             )
         try:
-            list_topics(bootstrap_servers, timeout_s=2.0)
+            list_topics(KafkaSettings(bootstrap_servers), timeout_s=2.0, quiet=True)
             return
-        except KafkaException:
+        except KafkaToolError:
             pass
         if time.monotonic() > deadline:
             _terminate(process.pid)
@@ -457,7 +405,7 @@ def up(settings: Settings, log: Log = _silent) -> BrokerInfo:
         pid = _start(java, libs, settings, data_dir, log)
     assert pid is not None
     create_topics(
-        bootstrap,
+        KafkaSettings(bootstrap),
         settings.topics.all,
         settings.topics.partitions,
         settings.topics.replication_factor,
@@ -577,7 +525,7 @@ def status(settings: Settings) -> BrokerStatus:
     if pid is None:
         return BrokerStatus(False, version, bootstrap, None, (), "not running")
     try:
-        topics = list_topics(bootstrap)
-    except KafkaException as exc:
-        return BrokerStatus(False, version, bootstrap, pid, (), f"no answer: {exc.args[0]}")
+        topics = tuple(list_topics(KafkaSettings(bootstrap), timeout_s=5.0, quiet=True))
+    except KafkaToolError as exc:
+        return BrokerStatus(False, version, bootstrap, pid, (), f"no answer: {exc}")
     return BrokerStatus(True, version, bootstrap, pid, topics)

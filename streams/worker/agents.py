@@ -2,7 +2,7 @@
 
 Per batch (``stream.take_events(max_batch, within=max_wait_s)``):
 
-1. the pure pipeline (:func:`streams.pipeline.process_batch`) decodes, validates and infers the
+1. the pure pipeline (:func:`.pipeline.process_batch`) decodes, validates and infers the
    batch on one dedicated inference thread, so the event loop keeps fetching, heart-beating
    and answering probes meanwhile;
 2. its outputs (one per input: entity event or dead letter) are produced in input order and
@@ -30,26 +30,23 @@ import faust
 from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
-from models.manifest import ModelError
-from models.runtime import NerModel
+from errors import EXIT_CRASH_STOP
 from schemas.codecs import ModelInfo
-from streams.app import create_app, raw_topic, run_app
-from streams.cli import EXIT_USAGE, CommandError
-from streams.metrics import PartitionOffsets, WorkerMetrics, partition_lag
-from streams.pipeline import BatchResult, Entity, PipelineConfig, RawMessage, process_batch
-from streams.producer import (
+from streams.settings import Settings
+from streams.worker.app import create_app, raw_topic, run_app
+from streams.worker.pipeline import BatchResult, Entity, PipelineConfig, RawMessage, process_batch
+from streams.worker.producer import (
     DeliveryError,
     KafkaOutputProducer,
     OutputTransport,
     deliver_all,
     producer_config,
 )
-from streams.settings import ModelSettings, Settings
+from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, partition_lag
+
+__all__ = ["EXIT_CRASH_STOP", "NerWorker", "ServedModel", "WorkerState", "run_worker"]
 
 logger = logging.getLogger(__name__)
-
-#: Exit code of a worker that stopped because an output could not be delivered.
-EXIT_CRASH_STOP = 3
 
 
 class ModelManifest(Protocol):
@@ -277,7 +274,7 @@ class NerWorker:
             state.records_logged = state.records
 
     async def measure_lag(self) -> dict[tuple[str, int], int | None]:
-        """Lag of every assigned input partition (see :func:`streams.metrics.partition_lag`)."""
+        """Lag of every assigned input partition (see :func:`.telemetry.partition_lag`)."""
         assigned = sorted(self.state.assigned)
         if not assigned:
             return {}
@@ -375,19 +372,6 @@ def _describe(messages: Sequence[RawMessage]) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def load_model(model: ModelSettings) -> ServedModel:
-    """Load the configured model, or fail with a clear message (exit code 2)."""
-    try:
-        return NerModel.load(
-            model_dir=model.model_dir or None,
-            provider=model.provider,
-            threads=model.threads,
-            precision=model.precision,
-        )
-    except ModelError as exc:
-        raise CommandError(f"cannot load the model: {exc}", EXIT_USAGE) from exc
 
 
 def run_worker(settings: Settings, model: ServedModel) -> None:

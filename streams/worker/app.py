@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> faust.App:
         # finishes everything already handed to the agents, stays short.
         broker_max_poll_records=worker.max_batch,
         stream_buffer_maxsize=4 * worker.max_batch,
+        broker_session_timeout=worker.session_timeout_s,
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

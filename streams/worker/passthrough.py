@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import faust
 
-from streams.app import create_app, raw_topic, run_app
 from streams.settings import Settings
+from streams.worker.app import create_app, raw_topic, run_app
 
 
 def create_passthrough_app(settings: Settings, source: str, sink: str) -> faust.App:

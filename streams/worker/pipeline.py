@@ -3,7 +3,7 @@
 Each input message becomes exactly one output, in input order: an entity event (keyed like the
 input) for a usable record, or a dead letter (with the original bytes and a stable error code)
 for anything that can never be processed. Nothing here touches Kafka, threads or clocks that
-tests cannot control; :mod:`streams.agents` feeds it and delivers what it returns.
+tests cannot control; :mod:`streams.worker.agents` feeds it and delivers what it returns.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
+from errors import PermanentError
 from schemas.codecs import (
     DEAD_LETTER,
+    DEAD_LETTER_SCHEMA,
     ENTITY_EVENT,
+    ENTITY_EVENT_SCHEMA,
+    SCHEMA_HEADER,
     DeadLetter,
     EntityEvent,
     EntitySpan,
@@ -35,11 +39,6 @@ logger = logging.getLogger(__name__)
 #: librdkafka's default ``message.max.bytes``; the producer is configured with the same value so
 #: that an output too large for it is handled here (as a dead letter), not as a delivery failure.
 MAX_OUTPUT_BYTES = 1_000_000
-
-#: Kafka header naming the Avro schema of an output value, so readers pick the right codec.
-SCHEMA_HEADER = "nerstream-schema"
-ENTITY_EVENT_SCHEMA = b"nerstream.v1.EntityEvent"
-DEAD_LETTER_SCHEMA = b"nerstream.v1.DeadLetter"
 
 
 class Entity(Protocol):
@@ -123,8 +122,8 @@ class BatchResult:
         return [out for out in self.outputs if out.kind == "dead_letter"]
 
 
-class InferenceError(Exception):
-    """The model could not produce usable entities for one text."""
+class InferenceError(PermanentError):
+    """The model could not produce usable entities for one text (even alone): dead-letter it."""
 
 
 def process_batch(
@@ -230,14 +229,9 @@ def _checked(texts: list[str], predicted: Sequence[Sequence[Entity]]) -> list[li
                     f"entity offsets [{entity.start}, {entity.end}) outside a text of "
                     f"{len(text)} characters"
                 )
-            if spans and (entity.type, entity.start, entity.end) == (
-                spans[-1].type,
-                spans[-1].start,
-                spans[-1].end,
-            ):
-                # The same mention twice: normalization can map two model spans onto one
-                # original span (NFKC turns "…" into "..."). Keep one.
-                continue
+            # The runtime never returns overlapping (or repeated) entities: where normalization
+            # maps two spans onto one original character (NFKC turns "…" into "..."),
+            # models.runtime.drop_overlaps keeps the better one.
             if spans and entity.start < spans[-1].end:
                 raise InferenceError("the model returned overlapping entities")
             # The mention is cut from the original text here, so text == record.text[start:end]

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from streams.pipeline import MAX_OUTPUT_BYTES, Output
+from errors import EXIT_CRASH_STOP, TemporaryError
 from streams.settings import Settings
+from streams.worker.pipeline import MAX_OUTPUT_BYTES, Output
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,14 @@ _PERMANENT_CODES = frozenset(
 )
 
 
-class DeliveryError(Exception):
-    """Outputs could not be delivered: the worker must stop without acking their inputs."""
+class DeliveryError(TemporaryError):
+    """Outputs could not be delivered: the worker must stop without acking their inputs.
+
+    Temporary for the work: the inputs are fine and are processed again after the restart,
+    even when the delivery error itself was permanent (the output topic must be fixed first).
+    """
+
+    exit_code = EXIT_CRASH_STOP
 
 
 def is_permanent(error: KafkaError) -> bool:

@@ -2,7 +2,7 @@
 
 Each worker owns a :class:`WorkerMetrics` with its own ``CollectorRegistry`` (never the global
 one), so several workers can live in one process, e.g. in tests. The registry is served as text
-by the ``/metrics`` route on Faust's web server (see :mod:`streams.agents`).
+by the ``/metrics`` route on Faust's web server (see :mod:`streams.worker.agents`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from prometheus_client import (
 
 #: Records per inference batch; the worker caps batches at ``worker.max_batch``.
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-#: Seconds one batch spends in the model.
-INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: Seconds from a record's created_at to its entity event's processed_at.
-END_TO_END_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+#: The one shape of every seconds histogram (time in the model per batch, and end-to-end
+#: latency from a record's created_at to its entity event's processed_at): 5 ms to an hour.
+SECONDS_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,13 @@ class WorkerMetrics:
         self.inference_seconds = Histogram(
             "nerstream_inference_seconds",
             "Wall time of model inference per batch (including one-by-one retries).",
-            buckets=INFERENCE_BUCKETS,
+            buckets=SECONDS_BUCKETS,
             registry=registry,
         )
         self.end_to_end_seconds = Histogram(
             "nerstream_end_to_end_latency_seconds",
             "processed_at - created_at of produced entity events.",
-            buckets=END_TO_END_BUCKETS,
+            buckets=SECONDS_BUCKETS,
             registry=registry,
         )
         self.consumer_lag = Gauge(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import local_kafka
+from streams.kafka import local as local_kafka
+from streams.kafka.admin import create_topics, list_topics
 from streams.settings import KAFKA_VERSION, Settings, load_settings
 from tests.conftest import TEST_KAFKA_ROOT, KafkaScope, free_port
 
@@ -36,8 +37,8 @@ def test_up_again_reuses_the_running_broker(kafka_settings: Settings) -> None:
 @pytest.mark.integration
 def test_create_topics_is_idempotent(kafka: KafkaScope) -> None:
     topic = kafka.topic("twice", partitions=3)
-    local_kafka.create_topics(kafka.bootstrap_servers, [topic], partitions=3)
-    assert topic in local_kafka.list_topics(kafka.bootstrap_servers)
+    assert create_topics(kafka.settings.kafka, [topic], partitions=3) == {topic: "exists"}
+    assert list_topics(kafka.settings.kafka)[topic] == 3
 
 
 @pytest.mark.integration

@@ -11,10 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
 
+from streams.settings import Settings
 from tests.conftest import KafkaScope, free_port
+from tests.integration.worker_process import committed_offsets, end_offsets
 
 RECORDS = 1000
 DEADLINE_S = 90.0
@@ -56,28 +57,11 @@ def _consume(
     return received
 
 
-def _high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermark-probe"})
-    try:
-        return {
-            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-    finally:
-        probe.close()
-
-
-def _lag(bootstrap: str, topic: str, group: str) -> dict[int, int]:
-    """Per partition: high watermark minus the group's committed offset (no commit = all)."""
-    high = _high_watermarks(bootstrap, topic)
-    partitions = sorted(high)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-    result = admin.list_consumer_group_offsets([request])[group].result(timeout=10)
-    committed = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
-    return {p: high[p] - committed.get(p, 0) for p in partitions}
+def _lag(settings: Settings, topic: str, group: str, partitions: int) -> dict[int, int]:
+    """Per partition: end offset minus the group's committed offset (no commit = all)."""
+    ends = end_offsets(settings, topic, partitions)
+    committed = committed_offsets(settings, group, ends)
+    return {p: end - max(committed[(t, p)], 0) for (t, p), end in ends.items()}
 
 
 @pytest.mark.integration
@@ -125,10 +109,10 @@ def test_passthrough_copies_every_record_and_commits(kafka: KafkaScope, tmp_path
             assert response.status == 200
 
         deadline = time.monotonic() + DEADLINE_S
-        lag = _lag(kafka.bootstrap_servers, source, group)
+        lag = _lag(kafka.settings, source, group, 4)
         while any(lag.values()) and time.monotonic() < deadline:
             time.sleep(1)
-            lag = _lag(kafka.bootstrap_servers, source, group)
+            lag = _lag(kafka.settings, source, group, 4)
         assert lag == dict.fromkeys(lag, 0), f"uncommitted records per partition: {lag}"
 
         worker.send_signal(signal.SIGTERM)
@@ -141,4 +125,4 @@ def test_passthrough_copies_every_record_and_commits(kafka: KafkaScope, tmp_path
             worker.kill()
             worker.wait()
     # Nothing more than the copies reached the sink (no duplicates from a re-read).
-    assert sum(_high_watermarks(kafka.bootstrap_servers, sink).values()) == RECORDS
+    assert sum(end_offsets(kafka.settings, sink, 4).values()) == RECORDS

@@ -25,9 +25,9 @@ import pytest
 from confluent_kafka import Producer
 
 from schemas.codecs import RECORD, DeadLetter, EntityEvent, InputRecord
-from streams.agents import EXIT_CRASH_STOP
-from streams.kafka_tools import ConsumedOutput, consume_outputs
+from streams.kafka.consume import ConsumedOutput, consume_outputs
 from streams.settings import Settings
+from streams.worker.agents import EXIT_CRASH_STOP
 from tests.conftest import KafkaScope
 from tests.integration.worker_process import (
     WorkerProcess,
@@ -438,8 +438,11 @@ def test_hand_checked_records_get_their_entities(pipeline: Pipeline) -> None:
 def test_a_worker_that_cannot_deliver_stops_without_committing(pipeline: Pipeline) -> None:
     records = list(mixed_records(20, seed=10))
     produce_mix(pipeline.settings, pipeline.input_topic, records, [])
-    # An output topic the broker refuses (an invalid name): a permanent delivery error.
-    broken = pipeline.worker("broken", {"topics.entities": "no such topic!"})
+    # An output topic the broker refuses (an invalid name): a permanent delivery error. A short
+    # session timeout lets the broker hand the dead worker's partitions on in seconds, not 60.
+    broken = pipeline.worker(
+        "broken", {"topics.entities": "no such topic!", "worker.session_timeout_s": "6"}
+    )
     assert broken.process is not None
     assert broken.process.wait(PROCESS_TIMEOUT_S) == EXIT_CRASH_STOP, broken.log_tail()
     assert "crash-stop" in broken.log_tail()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import local_kafka
+from streams.kafka import local as local_kafka
 from streams.settings import Settings, load_settings
 from tests.conftest import free_port
 from tests.integration.test_worker import check_events, produce_mix, read_all

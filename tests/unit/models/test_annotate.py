@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.annotate import InputError, Record, parse_line, read_records
+from models.annotate import InputError, Record, parse_line, read_lines
 from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests.conftest import TinyModel
 
@@ -22,8 +22,8 @@ def test_parse_line() -> None:
             parse_line(bad, "f", 4)
 
 
-def test_read_records_numbers_lines_per_source() -> None:
-    records = list(read_records([("a", io.StringIO("x\ny\n")), ("b", io.StringIO("z\n"))]))
+def test_read_lines_numbers_lines_per_source() -> None:
+    records = list(read_lines([("a", io.StringIO("x\ny\n")), ("b", io.StringIO("z\n"))]))
     assert [record.id for record in records] == ["a:1", "a:2", "b:1"]
 
 

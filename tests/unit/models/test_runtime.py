@@ -37,12 +37,12 @@ TEXTS = [
 
 def test_length_buckets_cap_padded_size_and_keep_every_index() -> None:
     lengths = [5, 100, 3, 50, 50, 0, 7, 120]
-    batches = length_buckets(lengths, max_tokens=110, max_batch=2)
+    batches = length_buckets(lengths, bucket_chars=110, bucket_texts=2)
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     for batch in batches:
         assert len(batch) <= 2
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 110
-    assert batches[0] == [7]  # longest first; alone as it exceeds max_tokens
+    assert batches[0] == [7]  # longest first; alone as it exceeds bucket_chars
     flat = [lengths[i] for batch in batches for i in batch]
     assert flat == sorted(flat, reverse=True)
     with pytest.raises(ValueError):

@@ -33,7 +33,7 @@ from schemas.codecs import (
 from schemas.errors import DecodeError, ErrorCode
 
 SCHEMA_FILES = sorted(codecs.SCHEMA_DIR.glob("*.avsc"))
-FIXTURES = Path(__file__).parents[1] / "data" / "avro"
+FIXTURES = Path(__file__).parents[2] / "data" / "avro"
 MAX_CHARS = 1000
 CREATED = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # 1_700_000_000_000 ms
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.codecs import RECORD, decode_record
 
-SAMPLES = Path(__file__).parents[2] / "streams" / "data" / "sample_records.jsonl"
+SAMPLES = Path(__file__).parents[3] / "streams" / "data" / "sample_records.jsonl"
 
 
 def test_samples_decode_as_json_and_avro_records() -> None:

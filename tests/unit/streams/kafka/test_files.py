@@ -1,8 +1,7 @@
-"""Reading input files for ``nerstream produce`` and formatting outputs for ``consume``."""
+"""Reading input files for ``nerstream produce``: formats, defaults, validation, line numbers."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,23 +11,10 @@ import pytest
 
 from schemas.codecs import (
     RECORD,
-    DeadLetter,
-    EntityEvent,
-    EntitySpan,
-    InputPosition,
     InputRecord,
-    ModelInfo,
-    decode_record,
 )
-from streams.kafka_tools import (
-    ConsumedOutput,
-    KafkaToolError,
-    RowError,
-    encode_record,
-    format_output,
-    guess_file_format,
-    read_records,
-)
+from streams.kafka.admin import KafkaToolError
+from streams.kafka.files import RowError, guess_file_format, read_input_file
 
 WHEN = datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
 
@@ -55,7 +41,7 @@ def test_jsonl_rows_get_defaults_and_bad_rows_keep_their_line(tmp_path: Path) ->
         ),
         encoding="utf-8",
     )
-    items = list(read_records(path, "jsonl", max_text_chars=10))
+    items = list(read_input_file(path, "jsonl", max_text_chars=10))
     first, second, *errors = items
     assert isinstance(first, InputRecord) and first.created_at == WHEN and first.source == "news"
     assert isinstance(second, InputRecord)
@@ -73,7 +59,7 @@ def test_csv_columns_beyond_the_record_fields_become_metadata(tmp_path: Path) ->
         'id,source,text,created_at,tenant\nm1,medical,"患者张三,男",2024-05-01T08:30:00Z,t9\n',
         encoding="utf-8",
     )
-    (record,) = read_records(path, "csv", max_text_chars=100)
+    (record,) = read_input_file(path, "csv", max_text_chars=100)
     assert record == InputRecord(
         id="m1", source="medical", text="患者张三,男", created_at=WHEN, metadata={"tenant": "t9"}
     )
@@ -83,7 +69,7 @@ def test_csv_without_a_text_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("id,body\n1,x\n", encoding="utf-8")
     with pytest.raises(KafkaToolError, match="'text' column"):
-        list(read_records(path, "csv", max_text_chars=100))
+        list(read_input_file(path, "csv", max_text_chars=100))
 
 
 def test_avro_container_files_are_read_and_validated(tmp_path: Path) -> None:
@@ -94,7 +80,7 @@ def test_avro_container_files_are_read_and_validated(tmp_path: Path) -> None:
     ]
     with path.open("wb") as handle:
         fastavro.writer(handle, RECORD.schema, datums)
-    good, bad = read_records(path, "avro", max_text_chars=100)
+    good, bad = read_input_file(path, "avro", max_text_chars=100)
     assert isinstance(good, InputRecord) and good.text == "广州"
     assert isinstance(bad, RowError) and (bad.line, bad.error_code) == (2, "EMPTY_TEXT")
 
@@ -105,36 +91,3 @@ def test_file_format_from_extension() -> None:
     assert guess_file_format(Path("a.avro")) == "avro"
     with pytest.raises(KafkaToolError, match="--format"):
         guess_file_format(Path("a.txt"))
-
-
-@pytest.mark.parametrize("value_format", ["avro", "json"])
-def test_encoded_records_decode_as_the_worker_decodes_them(value_format: str) -> None:
-    record = InputRecord(id="r", source="news", text="北京🙂", created_at=WHEN, metadata={"k": "v"})
-    value, headers = encode_record(record, value_format)  # type: ignore[arg-type]
-    content_type = headers[0][1].decode() if headers else None
-    assert decode_record(value, content_type, "avro", 100) == record
-
-
-def test_table_lines_show_entities_and_dead_letters() -> None:
-    event = EntityEvent(
-        record_id="r1",
-        source="news",
-        entities=(EntitySpan("LOC", "北京", 0, 2, 0.9),),
-        model=ModelInfo("m"),
-        input=InputPosition("in", 0, 3),
-        created_at=WHEN,
-        processed_at=WHEN,
-    )
-    letter = DeadLetter(
-        input=InputPosition("in", 1, 9),
-        error_code="DECODE_AVRO",
-        error_message="bad",
-        failed_at=WHEN,
-    )
-    assert "北京/LOC" in format_output(ConsumedOutput(0, 5, event))
-    crowded = dataclasses.replace(event, entities=event.entities * 15)
-    assert format_output(ConsumedOutput(0, 5, crowded)).endswith("... (+3 more)")
-    line = format_output(ConsumedOutput(0, 6, letter))
-    assert "DEAD LETTER" in line and "DECODE_AVRO" in line and "in[1]@9" in line
-    as_json = ConsumedOutput(0, 6, letter).as_json()
-    assert as_json["kind"] == "dead_letter" and as_json["error_code"] == "DECODE_AVRO"

@@ -1,4 +1,4 @@
-"""Pure parts of streams.local_kafka: version parsing and the generated configs."""
+"""Pure parts of streams.kafka.local: version parsing and the generated configs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import local_kafka
+from streams.kafka import local as local_kafka
 from streams.settings import KAFKA_VERSION
 
 

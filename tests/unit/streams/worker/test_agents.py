@@ -16,11 +16,11 @@ from confluent_kafka import KafkaError
 from faust.types import TP
 
 from schemas.codecs import RECORD, InputRecord
-from streams.agents import EXIT_CRASH_STOP, NerWorker
-from streams.pipeline import Output
 from streams.settings import Settings, load_settings
+from streams.worker.agents import EXIT_CRASH_STOP, NerWorker
+from streams.worker.pipeline import Output
 from tests.poison import CREATED_AT
-from tests.unit.test_pipeline import FakeEntity, digits_model
+from tests.unit.streams.worker.test_pipeline import FakeEntity, digits_model
 
 
 class FakeModel:

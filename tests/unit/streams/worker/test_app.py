@@ -10,8 +10,8 @@ import certifi
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from streams.app import broker_credentials, broker_urls, create_app
 from streams.settings import load_settings
+from streams.worker.app import broker_credentials, broker_urls, create_app
 
 SASL = {
     "kafka.sasl_mechanism": "SCRAM-SHA-512",

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import logging
 
-from streams.logs import JsonFormatter
+from streams.worker.logs import JsonFormatter
 
 
 def test_json_lines_carry_position_fields() -> None:
     record = logging.LogRecord(
-        "streams.agents", logging.WARNING, __file__, 1, "dead-lettered %s", ("x",), None
+        "streams.worker.agents", logging.WARNING, __file__, 1, "dead-lettered %s", ("x",), None
     )
     record.topic, record.partition, record.offset, record.error_code = "news", 2, 41, "EMPTY_TEXT"
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "dead-lettered x"
-    assert line["level"] == "WARNING" and line["logger"] == "streams.agents"
+    assert line["level"] == "WARNING" and line["logger"] == "streams.worker.agents"
     assert (line["topic"], line["partition"], line["offset"]) == ("news", 2, 41)
     assert line["error_code"] == "EMPTY_TEXT"
     assert line["time"].endswith("+00:00")

@@ -11,12 +11,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.codecs import DEAD_LETTER, ENTITY_EVENT, RECORD, Header, InputRecord, ModelInfo
-from schemas.errors import ErrorCode
-from streams.pipeline import (
+from models.runtime import Entity, drop_overlaps
+from schemas.codecs import (
+    DEAD_LETTER,
     DEAD_LETTER_SCHEMA,
+    ENTITY_EVENT,
     ENTITY_EVENT_SCHEMA,
+    RECORD,
     SCHEMA_HEADER,
+    Header,
+    InputRecord,
+    ModelInfo,
+)
+from schemas.errors import ErrorCode
+from streams.worker.pipeline import (
     BatchResult,
     PipelineConfig,
     Predict,
@@ -192,13 +200,23 @@ def test_impossible_model_output_counts_as_an_inference_failure() -> None:
         assert result.outputs[0].error_code == ErrorCode.INFERENCE_FAILED, model.__name__
 
 
-def test_the_same_mention_reported_twice_is_kept_once() -> None:
-    def twice(texts: list[str]) -> list[list[FakeEntity]]:
-        return [[FakeEntity("LOC", 3, 4, 0.5), FakeEntity("LOC", 3, 4, 0.5)] for _ in texts]
+def test_the_same_mention_reported_twice_is_kept_once_by_the_runtime() -> None:
+    # NFKC turns "…" into "...", so two model spans can map onto one original character; the
+    # runtime resolves that (models.runtime.drop_overlaps) before the pipeline sees entities.
+    def twice(texts: list[str]) -> list[list[Entity]]:
+        same = Entity("LOC", 3, 4, "…", 0.5)
+        return [drop_overlaps([same, same]) for _ in texts]
 
     output = run([avro_message(0, "…………")], predict=twice).outputs[0]
     assert output.kind == "entities"
     assert [(e.start, e.end) for e in ENTITY_EVENT.decode(output.value).entities] == [(3, 4)]
+
+    # The pipeline itself refuses a model that repeats a mention, like any other overlap.
+    def unfiltered(texts: list[str]) -> list[list[FakeEntity]]:
+        return [[FakeEntity("LOC", 3, 4, 0.5), FakeEntity("LOC", 3, 4, 0.5)] for _ in texts]
+
+    refused = run([avro_message(0, "…………")], predict=unfiltered).outputs[0]
+    assert refused.error_code == ErrorCode.INFERENCE_FAILED
 
 
 def test_batched_equals_one_by_one() -> None:

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 import pytest
 from confluent_kafka import KafkaError
 
-from streams.pipeline import Output, RawMessage
-from streams.producer import (
+from streams.settings import load_settings
+from streams.worker.pipeline import Output, RawMessage
+from streams.worker.producer import (
     BatchDeliveries,
     DeliveryError,
     deliver_all,
     is_permanent,
     producer_config,
 )
-from streams.settings import load_settings
 
 TIMED_OUT = KafkaError(KafkaError._MSG_TIMED_OUT)
 TOO_LARGE = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)

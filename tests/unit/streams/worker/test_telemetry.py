@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.metrics import PartitionOffsets, WorkerMetrics, partition_lag
+from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, partition_lag
 
 LAG_SCENARIOS = {
     "caught up": (PartitionOffsets(highwater=100, committed=100), 0),

@@ -1,0 +1,61 @@
+"""What every command module shares: the handler type, settings flags and progress lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TypeAlias
+
+from errors import EXIT_OK
+from streams.settings import Settings, SettingsError
+
+#: A command: parsed arguments and the effective settings in, exit code out. Failures are
+#: raised as ``errors.NerstreamError`` subclasses; ``streams.cli.main`` turns them into codes.
+Handler = Callable[[argparse.Namespace, Settings], int]
+#: What ``add_subparsers`` returns; each command module adds its parsers to it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+__all__ = ["EXIT_OK", "Handler", "Subparsers", "model_flags", "progress", "setting_flag"]
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    """Flags that map onto settings fields (dest ``setting__section__field``) plus ``--set``."""
+    overrides: dict[str, str | None] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("setting__") and value is not None:
+            _, section, name = dest.split("__", 2)
+            overrides[f"{section}.{name}"] = str(value)
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def setting_flag(
+    parser: argparse.ArgumentParser, flag: str, key: str, help_text: str, *aliases: str
+) -> None:
+    """A flag that sets the setting ``key`` (``section.field``); ``aliases`` are other spellings."""
+    section, name = key.split(".")
+    parser.add_argument(
+        flag, *aliases, dest=f"setting__{section}__{name}", metavar="VALUE", help=help_text
+    )
+
+
+def model_flags(parser: argparse.ArgumentParser, *, threads: bool = True) -> None:
+    """The model flags, the same for every command that loads a model (``--model`` is the old
+    spelling of ``--model-dir``)."""
+    setting_flag(
+        parser, "--model-dir", "model.model_dir", "model directory (default: shipped)", "--model"
+    )
+    setting_flag(parser, "--provider", "model.provider", "auto, tensorrt, cuda or cpu")
+    setting_flag(parser, "--precision", "model.precision", "auto, int8, fp32 or fp16")
+    if threads:
+        setting_flag(parser, "--threads", "model.threads", "ONNX Runtime intra-op threads")
+
+
+def progress(message: str) -> None:
+    """A progress or diagnostic line on stderr (stdout carries the command's results)."""
+    print(message, file=sys.stderr, flush=True)

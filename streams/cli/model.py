@@ -1,0 +1,143 @@
+"""The model's commands: ``train``, ``evaluate``, ``export`` (need the ``train`` extra) and
+``annotate``.
+
+``train``, ``evaluate`` and ``export`` call into ``training`` (torch) with imports inside the
+command, so no other command, and nothing under ``streams.worker``, ever imports it. Every command
+that loads a model does so through :func:`streams.model_loader.load_model` and takes the same
+model flags (``--model-dir``, alias ``--model``; ``--provider``; ``--precision``; ``--threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from errors import EXIT_OK, PermanentError, UsageError
+from streams.cli.common import Subparsers, model_flags, progress
+from streams.settings import Settings
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.export import export_model
+    from training.train import load_config, train
+
+    try:
+        config = load_config(args.config, args.config_set or [])
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{args.config}: {exc}") from exc
+    run_dir = args.output or Path("runs") / config.name
+    # A bad corpus raises training.corpora.CorpusError, a PermanentError: exit 1.
+    result = train(config, run_dir)
+    print(result.best_dev.table())
+    model_dir = export_model(result.checkpoint, run_dir / "model")
+    print(f"best checkpoint: {result.checkpoint} (step {result.best_step})")
+    print(f"model directory: {model_dir}")
+    return EXIT_OK
+
+
+def add_train(sub: Subparsers) -> None:
+    parser = sub.add_parser("train", help="train the NER model (needs the 'train' extra)")
+    parser.add_argument("--config", type=Path, required=True, help="training config (JSON)")
+    parser.add_argument(
+        "--set",
+        dest="config_set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set epochs=3; repeatable",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="run directory (default runs/<name>); the model goes to model/"
+    )
+    parser.set_defaults(handler=cmd_train)
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.model_loader import load_model
+    from training.corpora import read_corpus
+    from training.evaluate import evaluate_model
+
+    # CorpusError and ModelError are PermanentErrors: exit 1.
+    examples = read_corpus(args.data, args.format)
+    model = load_model(settings.model)
+    types = [name.strip() for name in args.types.split(",")] if args.types else None
+    report = evaluate_model(model, examples, types)
+    print(f"{model.manifest.name} {model.manifest.version} ({model.precision}, {model.provider})")
+    print(f"{args.data}: {len(examples)} sentences")
+    print(report.table())
+    if args.json:
+        args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def add_evaluate(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "evaluate", help="entity-level precision/recall/F1 of a model directory on a corpus"
+    )
+    parser.add_argument(
+        "--data", required=True, help="corpus file, or msra-test / msra-train (the packaged MSRA)"
+    )
+    parser.add_argument(
+        "--format", choices=["bmes", "bio", "jsonl"], help="corpus format (default: inferred)"
+    )
+    parser.add_argument(
+        "--types", help="comma-separated types to score (default: the model's types in the data)"
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the scores as JSON")
+    model_flags(parser)
+    parser.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from training.export import export_model
+
+    if not args.checkpoint.is_file():
+        raise PermanentError(f"{args.checkpoint}: no such checkpoint")
+    print(f"model directory: {export_model(args.checkpoint, args.output)}")
+    return EXIT_OK
+
+
+def add_export(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "export", help="checkpoint -> model directory (ONNX float + int8, manifest)"
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint")
+    parser.add_argument("--output", type=Path, required=True, help="model directory to write")
+    parser.set_defaults(handler=cmd_export)
+
+
+def cmd_annotate(args: argparse.Namespace, settings: Settings) -> int:
+    from contextlib import ExitStack
+
+    from models.annotate import annotate, read_lines
+    from streams.model_loader import load_model
+
+    with ExitStack() as stack:
+        try:
+            sources = [
+                (str(path), stack.enter_context(path.open(encoding="utf-8"))) for path in args.files
+            ] or [("-", sys.stdin)]
+            output = (
+                stack.enter_context(args.output.open("w", encoding="utf-8"))
+                if args.output
+                else sys.stdout
+            )
+            # InputError and ModelError are PermanentErrors: exit 1.
+            count = annotate(load_model(settings.model), read_lines(sources), output)
+        except OSError as exc:
+            raise PermanentError(f"{exc.filename}: {exc.strerror}") from exc
+    progress(f"annotated {count} lines")
+    return EXIT_OK
+
+
+def add_annotate(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "annotate", help="tag text lines or JSON lines with entities, offline (no Kafka)"
+    )
+    parser.add_argument(
+        "files", nargs="*", type=Path, metavar="FILE", help="input files (default: stdin)"
+    )
+    parser.add_argument("--output", type=Path, help="output JSONL file (default: stdout)")
+    model_flags(parser)
+    parser.set_defaults(handler=cmd_annotate)

@@ -1,0 +1,76 @@
+"""The service's commands: ``worker``, ``passthrough`` and ``settings``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from errors import EXIT_OK, UsageError
+from streams.cli.common import Subparsers, model_flags, setting_flag
+from streams.settings import Settings
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.describe(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def add_settings(sub: Subparsers) -> None:
+    parser = sub.add_parser("settings", help="print the effective settings (secrets masked)")
+    parser.set_defaults(handler=cmd_settings)
+
+
+# --- the pass-through slice --------------------------------------------------------------------
+
+
+def cmd_passthrough(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker.passthrough import run_passthrough
+
+    run_passthrough(settings, source=args.source, sink=args.sink)
+    return EXIT_OK
+
+
+def add_passthrough(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "passthrough", help="a Faust worker that copies every record of one topic to another"
+    )
+    parser.add_argument("--source", required=True, help="topic to read")
+    parser.add_argument("--sink", required=True, help="topic to write")
+    setting_flag(parser, "--group", "worker.group_id", "consumer group id")
+    setting_flag(parser, "--web-port", "worker.web_port", "Faust web server port")
+    parser.set_defaults(handler=cmd_passthrough)
+
+
+# --- the NER worker ----------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from models.manifest import ModelError
+    from streams.model_loader import load_model
+    from streams.worker.agents import run_worker
+    from streams.worker.logs import use_json_logs
+
+    if settings.worker.log_format == "json":
+        use_json_logs()
+    try:
+        model = load_model(settings.model)
+    except ModelError as exc:
+        # For the worker the model directory is configuration: refuse to start (exit 2).
+        raise UsageError(f"cannot load the model: {exc}") from exc
+    run_worker(settings, model)
+    return EXIT_OK
+
+
+def add_worker(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "worker", help="run the NER worker: input topics -> entity events and dead letters"
+    )
+    setting_flag(parser, "--inputs", "topics.inputs", "comma-separated input topics")
+    setting_flag(parser, "--group", "worker.group_id", "consumer group id")
+    setting_flag(parser, "--worker-id", "worker.worker_id", "this instance's name")
+    setting_flag(parser, "--web-port", "worker.web_port", "port of /healthz, /readyz, /metrics")
+    setting_flag(parser, "--max-batch", "worker.max_batch", "most records per inference batch")
+    model_flags(parser, threads=False)
+    parser.set_defaults(handler=cmd_worker)
