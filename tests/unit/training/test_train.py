@@ -15,7 +15,9 @@ from torch import Tensor  # noqa: E402
 
 from models.tags import Span, label_set  # noqa: E402
 from tests.conftest import TinyModel, tiny_config  # noqa: E402
+from training.config import TrainConfig, load_config  # noqa: E402
 from training.corpora import Example, read_corpus  # noqa: E402
+from training.data import normalized_example, split_long  # noqa: E402
 from training.model import (  # noqa: E402
     ENCODERS,
     Crf,
@@ -25,13 +27,7 @@ from training.model import (  # noqa: E402
     reverse_index,
     window_rows,
 )
-from training.train import (  # noqa: E402
-    TrainConfig,
-    length_batches,
-    load_config,
-    normalized_example,
-    split_long,
-)
+from training.train import length_batches  # noqa: E402
 
 pytestmark = pytest.mark.training
 
@@ -53,7 +49,7 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         TrainConfig.from_mapping({"hiden": 3})
 
 
-@pytest.mark.parametrize("name", ["msra-cnn-crf", "msra-bilstm-crf", "tiny"])
+@pytest.mark.parametrize("name", ["zh-cnn-crf", "msra-bilstm-crf", "tiny"])
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(Path(f"training/configs/{name}.json"))
     assert config.encoder in ENCODERS
@@ -125,17 +121,10 @@ def test_tagger_is_padding_exact(encoder: str) -> None:
             torch.testing.assert_close(together[row, :length], alone[0], atol=1e-5, rtol=1e-5)
 
 
-def test_crf_loss_equals_brute_force() -> None:
-    torch.manual_seed(1)
-    labels = label_set(("PER",), "BIO")  # O, B-PER, I-PER
-    crf = Crf(labels, "BIO")
-    with torch.no_grad():
-        for parameter in crf.parameters():
-            parameter.normal_()
-    emissions: Tensor = torch.randn(2, 4, 3)
-    lengths = torch.tensor([4, 3])
-    tags = torch.tensor([[1, 2, 0, 1], [0, 1, 2, 0]])
+def _brute_force_nll(crf: Crf, emissions: Tensor, allowed: Tensor, lengths: Tensor) -> Tensor:
+    """-log P(allowed paths) by enumerating every path of every row."""
     transitions, start, end = crf.scores()
+    size = emissions.shape[2]
 
     def score(path: tuple[int, ...], row: int) -> Tensor:
         total: Tensor = start[path[0]] + end[path[-1]] + emissions[row, 0, path[0]]
@@ -145,11 +134,48 @@ def test_crf_loss_equals_brute_force() -> None:
 
     expected = []
     for row, length in enumerate(lengths.tolist()):
-        paths = list(itertools.product(range(3), repeat=length))
+        paths = list(itertools.product(range(size), repeat=length))
         log_z = torch.logsumexp(torch.stack([score(p, row) for p in paths]), dim=0)
-        expected.append(log_z - score(tuple(tags[row, :length].tolist()), row))
-    loss = crf.negative_log_likelihood(emissions, tags, lengths)
-    torch.testing.assert_close(loss, torch.stack(expected).mean())
+        kept = [p for p in paths if all(allowed[row, t, tag] for t, tag in enumerate(p))]
+        log_allowed = torch.logsumexp(torch.stack([score(p, row) for p in kept]), dim=0)
+        expected.append(log_z - log_allowed)
+    return torch.stack(expected).mean()
+
+
+def _random_crf(labels: tuple[str, ...]) -> Crf:
+    crf = Crf(labels, "BIO")
+    with torch.no_grad():
+        for parameter in crf.parameters():
+            parameter.normal_()
+    return crf
+
+
+def test_crf_loss_equals_brute_force() -> None:
+    torch.manual_seed(1)
+    crf = _random_crf(label_set(("PER",), "BIO"))  # O, B-PER, I-PER
+    emissions: Tensor = torch.randn(2, 4, 3)
+    lengths = torch.tensor([4, 3])
+    tags = torch.tensor([[1, 2, 0, 1], [0, 1, 2, 0]])
+    allowed = torch.nn.functional.one_hot(tags, 3).bool()
+    loss = crf.negative_log_likelihood(emissions, allowed, lengths)
+    torch.testing.assert_close(loss, _brute_force_nll(crf, emissions, allowed, lengths))
+
+
+def test_partial_label_loss_sums_over_the_allowed_paths() -> None:
+    torch.manual_seed(2)
+    labels = label_set(("PER", "LOC"), "BIO")  # O, B-PER, I-PER, B-LOC, I-LOC
+    crf = _random_crf(labels)
+    emissions: Tensor = torch.randn(2, 4, 5)
+    lengths = torch.tensor([4, 3])
+    allowed = torch.zeros(2, 4, 5, dtype=torch.bool)
+    allowed[0, :, 0] = True  # row 0: PER unknown at positions 1-3, position 0 is O
+    allowed[0, 1:, 1:3] = True
+    allowed[1, 0, 3] = True  # row 1: a gold LOC at 0-1, then anything but LOC
+    allowed[1, 1, 4] = True
+    allowed[1, 2:, :3] = True
+    loss = crf.negative_log_likelihood(emissions, allowed, lengths)
+    torch.testing.assert_close(loss, _brute_force_nll(crf, emissions, allowed, lengths))
+    assert float(loss.detach()) > 0
 
 
 def test_name_lists_are_back_to_back_person_names() -> None:
@@ -209,8 +235,8 @@ def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> Non
 
 def test_teacher_labels_become_training_sentences(tiny_model: TinyModel, tmp_path: Path) -> None:
     from models.runtime import NerModel
+    from training.data import prepare_data
     from training.distill import teacher_examples
-    from training.train import prepare_data
 
     texts = ["北京大学的张三说了3句话", "在这里"]
     examples = teacher_examples(tiny_model.model_dir, texts, threads=1, progress=False)

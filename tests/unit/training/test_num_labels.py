@@ -18,7 +18,7 @@ from models.tags import Span
 from training.metrics import score_spans
 from training.num_labels import find_numbers
 
-FIXTURE = Path(__file__).parents[1] / "data" / "num_test.jsonl"
+FIXTURE = Path(__file__).parents[2] / "data" / "num_test.jsonl"
 
 OPEN, CLOSE = "⟦", "⟧"
 

