@@ -23,7 +23,7 @@ from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # torch comes with the train extra; tests that train import it lazily
-    from training.train import TrainConfig
+    from training.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_KAFKA_ROOT = REPO_ROOT / ".kafka"
@@ -108,7 +108,7 @@ class TinyModel:
 
 def tiny_config(**overrides: Any) -> TrainConfig:
     """The TrainConfig of the tiny test models (seconds of training), with ``overrides``."""
-    from training.train import TrainConfig
+    from training.config import TrainConfig
 
     settings: dict[str, Any] = {
         "name": "tiny",

@@ -139,7 +139,8 @@ def _brute_force_nll(crf: Crf, emissions: Tensor, allowed: Tensor, lengths: Tens
         kept = [p for p in paths if all(allowed[row, t, tag] for t, tag in enumerate(p))]
         log_allowed = torch.logsumexp(torch.stack([score(p, row) for p in kept]), dim=0)
         expected.append(log_z - log_allowed)
-    return torch.stack(expected).mean()
+    mean: Tensor = torch.stack(expected).mean()
+    return mean
 
 
 def _random_crf(labels: tuple[str, ...]) -> Crf:
