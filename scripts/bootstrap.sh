@@ -35,4 +35,13 @@ else
     .venv/bin/python -m pip install --progress-bar off -e '.[train,dev]'
     echo "$wanted" >"$stamp"
 fi
+# docker-compose validates docker-compose.yml in scripts/validate_deploy.sh (no engine needed).
+if ! command -v docker-compose >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "bootstrap: installing docker-compose (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    else
+        echo "bootstrap: docker-compose is missing; install it (apt-get install docker-compose)" >&2
+    fi
+fi
 bash bench/install_lac.sh

@@ -13,5 +13,10 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== lint-imports"
 .venv/bin/lint-imports
+echo "== deployment files (Dockerfile, docker-compose.yml, k8s/)"
+bash scripts/validate_deploy.sh
+echo "== kube-apiserver + etcd for the autoscaler's Kubernetes tests (cached after the first build)"
+bash scripts/kube.sh
+export NERSTREAM_REQUIRE_KUBE=1  # the Kubernetes tests fail instead of skipping without them
 echo "== pytest"
 exec .venv/bin/pytest "$@"

@@ -7,10 +7,16 @@ mean live in :mod:`streams.autoscale.policy`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import _listoffsets
 
 from streams.autoscale.errors import AutoscaleTemporaryError
@@ -19,6 +25,11 @@ from streams.kafka.admin import admin_client
 from streams.settings import KafkaSettings
 
 _NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: nothing committed
+_COORDINATOR_NOT_READY = {
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+}
 # OffsetSpec is public API (confluent_kafka.admin.OffsetSpec) but not re-exported for mypy.
 _LATEST: Any = _listoffsets.OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = _listoffsets.OffsetSpec.earliest()  # type: ignore[no-untyped-call]
@@ -77,11 +88,20 @@ class LagReader:
         request = ConsumerGroupTopicPartitions(
             self.group, [TopicPartition(topic, partition) for topic, partition in partitions]
         )
-        try:
-            futures = self._admin.list_consumer_group_offsets([request])
-            result: Any = futures[self.group].result(timeout=self.timeout_s)
-        except KafkaException as exc:
-            raise AutoscaleTemporaryError(f"cannot read {self.group}'s offsets: {exc}") from exc
+        deadline = time.monotonic() + 3 * self.timeout_s
+        while True:
+            try:
+                futures = self._admin.list_consumer_group_offsets([request])
+                result: Any = futures[self.group].result(timeout=self.timeout_s)
+                break
+            except KafkaException as exc:
+                # A coordinator that is still loading (a broker just started) answers soon.
+                error = exc.args[0]
+                loading = error.retriable() or error.code() in _COORDINATOR_NOT_READY
+                if loading and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise AutoscaleTemporaryError(f"cannot read {self.group}'s offsets: {exc}") from exc
         return {
             (tp.topic, tp.partition): tp.offset
             for tp in result.topic_partitions

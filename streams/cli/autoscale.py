@@ -73,7 +73,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         f"every {scaling.interval_s:g} s"
     )
     try:
-        controller.run(scaling.interval_s, stop, max_ticks=1 if args.once else None)
+        if args.once:
+            controller.tick()  # its errors become the exit code
+        else:
+            controller.run(scaling.interval_s, stop)
     finally:
         if processes is not None:
             processes.close()
