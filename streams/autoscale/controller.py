@@ -16,7 +16,6 @@ from typing import Protocol
 from errors import TemporaryError
 from streams.autoscale.policy import Decision, Observation, PolicyConfig, PolicyState, decide
 from streams.autoscale.telemetry import AutoscaleMetrics
-from streams.settings import AutoscaleSettings
 
 
 class OffsetReader(Protocol):
@@ -35,19 +34,6 @@ class ScaleTarget(Protocol):
     def record(self, decision: Decision) -> None:
         """Leave a trace of an applied decision where operators look (a Kubernetes Event)."""
         ...
-
-
-def policy_config(settings: AutoscaleSettings) -> PolicyConfig:
-    return PolicyConfig(
-        min_replicas=settings.min_replicas,
-        max_replicas=settings.max_replicas,
-        drain_target_s=settings.drain_target_s,
-        replica_rate=settings.replica_rate,
-        scale_down_window_s=settings.scale_down_window_s,
-        scale_to_zero_after_s=settings.scale_to_zero_after_s,
-        stuck_after_s=settings.stuck_after_s,
-        rate_window_s=settings.rate_window_s,
-    )
 
 
 @dataclass

@@ -38,6 +38,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from streams.settings import AutoscaleSettings
+
 PartitionKey = tuple[str, int]
 
 
@@ -72,26 +74,37 @@ class Observation:
     members: int | None = None
 
 
+_DEFAULTS = AutoscaleSettings()
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
-    min_replicas: int = 1
-    max_replicas: int = 12
-    #: The backlog is worked off within this many seconds (while keeping up with arrivals).
-    drain_target_s: float = 30.0
-    #: Records per second one replica processes when it has work (measured: ~1,000-1,150 on
-    #: the shipped model, one CPU); replaced by the observed rate while the group is saturated.
-    replica_rate: float = 1000.0
-    #: Scale down only to the highest recommendation of this many seconds.
-    scale_down_window_s: float = 60.0
-    #: 0: never below min_replicas. Otherwise: zero replicas after this long without arrivals
-    #: or backlog.
-    scale_to_zero_after_s: float = 0.0
-    #: A partition whose commit has not moved for this long, with lag and live members, is stuck.
-    stuck_after_s: float = 120.0
-    #: Arrival and processing rates are measured over this many seconds of history.
-    rate_window_s: float = 30.0
+    """The policy's knobs; defaults and meanings are the ``autoscale.*`` settings'
+    (:class:`streams.settings.AutoscaleSettings`), kept in that one place."""
+
+    min_replicas: int = _DEFAULTS.min_replicas
+    max_replicas: int = _DEFAULTS.max_replicas
+    drain_target_s: float = _DEFAULTS.drain_target_s
+    replica_rate: float = _DEFAULTS.replica_rate
+    scale_down_window_s: float = _DEFAULTS.scale_down_window_s
+    scale_to_zero_after_s: float = _DEFAULTS.scale_to_zero_after_s
+    stuck_after_s: float = _DEFAULTS.stuck_after_s
+    rate_window_s: float = _DEFAULTS.rate_window_s
     #: ``need`` may exceed a whole number by this much before it rounds up (noise guard).
     tolerance: float = 0.1
+
+    @classmethod
+    def from_settings(cls, settings: AutoscaleSettings) -> PolicyConfig:
+        return cls(
+            min_replicas=settings.min_replicas,
+            max_replicas=settings.max_replicas,
+            drain_target_s=settings.drain_target_s,
+            replica_rate=settings.replica_rate,
+            scale_down_window_s=settings.scale_down_window_s,
+            scale_to_zero_after_s=settings.scale_to_zero_after_s,
+            stuck_after_s=settings.stuck_after_s,
+            rate_window_s=settings.rate_window_s,
+        )
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ def cmd_autoscale(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.autoscale.controller import policy_config
+    from streams.autoscale.policy import PolicyConfig
     from streams.autoscale.simulate import compare, simulation_report
 
-    config = policy_config(settings.autoscale)
+    config = PolicyConfig.from_settings(settings.autoscale)
     results = compare(config)
     if args.output == "json":
         print(json.dumps([vars(r) for r in results], indent=2))
@@ -35,8 +35,9 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.autoscale.controller import Controller, ScaleTarget, policy_config
+    from streams.autoscale.controller import Controller, ScaleTarget
     from streams.autoscale.lag import LagReader
+    from streams.autoscale.policy import PolicyConfig
     from streams.autoscale.telemetry import AutoscaleMetrics
 
     scaling = settings.autoscale
@@ -58,7 +59,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if scaling.metrics_port:
         metrics.serve(scaling.metrics_host, scaling.metrics_port)
     controller = Controller(
-        reader, target, policy_config(scaling), metrics, dry_run=args.dry_run, log=progress
+        reader,
+        target,
+        PolicyConfig.from_settings(scaling),
+        metrics,
+        dry_run=args.dry_run,
+        log=progress,
     )
     stop = threading.Event()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from prometheus_client import generate_latest
 
 from errors import TemporaryError
-from streams.autoscale.controller import Controller, policy_config
+from streams.autoscale.controller import Controller
 from streams.autoscale.policy import Decision, Observation, PartitionOffsets, PolicyConfig
 from streams.settings import load_settings
 
@@ -84,7 +84,11 @@ def test_temporary_errors_are_logged_and_the_loop_goes_on() -> None:
     )
 
 
+def test_policy_defaults_are_the_settings_defaults() -> None:
+    assert PolicyConfig() == PolicyConfig.from_settings(load_settings(env={}).autoscale)
+
+
 def test_policy_config_comes_from_the_autoscale_settings() -> None:
     settings = load_settings({"autoscale.drain_target_s": "45", "autoscale.max_replicas": "6"})
-    config = policy_config(settings.autoscale)
+    config = PolicyConfig.from_settings(settings.autoscale)
     assert (config.drain_target_s, config.max_replicas) == (45, 6)
