@@ -68,6 +68,9 @@ class TrainConfig:
     #: Add a copy of each sentence with its PER/LOC/ORG entities swapped for others of their type
     #: (training.augment).
     augment_mention_swaps: bool = False
+    #: Add this many copies of each sentence naming a hospital, a CMeEE department appended to
+    #: the hospital's ORG span (training.augment.hospital_departments).
+    augment_departments: int = 0
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
     #: A trained model directory (same labels) whose per-character marginals the student's

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from models.tags import Span
 from models.text import normalize, normalize_all
-from training.augment import grouped_numbers, mention_swaps, name_lists
+from training.augment import grouped_numbers, hospital_departments, mention_swaps, name_lists
 from training.config import TrainConfig
 from training.corpora import (
     CorpusFormat,
@@ -28,7 +28,7 @@ from training.corpora import (
     split_dev,
     without_overlap,
 )
-from training.datasets import is_named_set, read_shared
+from training.datasets import department_names, is_named_set, read_shared
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,9 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
         train += mention_swaps(complete, random.Random(config.seed + 1))
     if config.augment_name_lists:
         train += name_lists(complete, config.augment_name_lists, random.Random(config.seed))
+    if config.augment_departments:
+        rng = random.Random(config.seed + 2)
+        train += hospital_departments(complete, department_names(), config.augment_departments, rng)
     counts = Counter(span.type for example in train for span in example.spans)
     description = {
         "train_data": list(config.train_data),
@@ -220,6 +223,7 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
         "augment_name_lists": config.augment_name_lists,
         "augment_grouped_numbers": config.augment_grouped_numbers,
         "augment_mention_swaps": config.augment_mention_swaps,
+        "augment_departments": config.augment_departments,
         "self_training_texts": config.self_training_texts,
         "self_training_teacher": config.self_training_teacher,
         "self_training_sentences": len(labelled),

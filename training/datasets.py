@@ -19,8 +19,8 @@ duplicates land on one side and the split never changes.
 How source labels map (named mentions only, as in MSRA; ``LABEL_MAPS`` is the reference):
 
 - PER: Weibo ``PER.NAM``, Resume ``NAME``, CLUENER ``name``, Boson ``person_name``.
-- LOC: Weibo ``GPE.NAM`` and ``LOC.NAM``, Resume ``LOC``, CLUENER ``address`` and ``scene``,
-  Boson ``location``.
+- LOC: Weibo ``GPE.NAM`` and ``LOC.NAM``, Resume ``LOC`` (less the 人 of 浙江杭州人), CLUENER
+  ``address`` and ``scene``, Boson ``location``.
 - ORG: Weibo ``ORG.NAM``, Resume ``ORG``, CLUENER ``organization``, ``company`` and
   ``government``, Boson ``org_name`` and ``company_name``.
 - Every other source label is "not one of ours": nominal mentions (``PER.NOM``: 老师), titles,
@@ -63,12 +63,16 @@ class LabelMap:
     types: Mapping[str, str]
     unknown: tuple[str, ...] = ()
     blocked: frozenset[str] = frozenset()
+    #: Characters that the source includes at the end of a mapped span but we do not (Resume's
+    #: native places: 浙江杭州人 -> 浙江杭州).
+    strip: str = ""
 
     def apply(self, example: Example) -> Example:
         spans = tuple(
-            Span(span.start, span.end, self.types[span.type])
+            Span(span.start, span.start + len(mention), self.types[span.type])
             for span in example.spans
             if span.type in self.types
+            and (mention := example.text[span.start : span.end].rstrip(self.strip))
         )
         blocked = tuple(
             Span(span.start, span.end, span.type)
@@ -81,7 +85,7 @@ class LabelMap:
 LABEL_MAPS: dict[str, LabelMap] = {
     "msra": LabelMap({"PER": "PER", "LOC": "LOC", "ORG": "ORG"}),
     "weibo": LabelMap({"PER.NAM": "PER", "GPE.NAM": "LOC", "LOC.NAM": "LOC", "ORG.NAM": "ORG"}),
-    "resume": LabelMap({"NAME": "PER", "LOC": "LOC", "ORG": "ORG"}),
+    "resume": LabelMap({"NAME": "PER", "LOC": "LOC", "ORG": "ORG"}, strip="人"),
     "cluener": LabelMap(
         {
             "name": "PER",
@@ -163,3 +167,21 @@ def read_shared(name: str, root: Path | None = None) -> list[Example]:
 
 def is_named_set(name: str) -> bool:
     return name in SHARED_SETS
+
+
+def department_names(root: Path | None = None) -> list[str]:
+    """The hospital departments (``dep`` spans ending in 科: 儿科, 神经外科, ...) of CMeEE's
+    training part, sorted; augmentation appends them to hospital names."""
+    spec = SHARED_SETS["cmeee-train"]
+    path = (root or corpora_dir()) / spec.file
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file")
+    return sorted(
+        {
+            example.text[span.start : span.end]
+            for example in spec.read(path)
+            if not is_dev(example, HELDOUT_FRACTION)
+            for span in example.spans
+            if span.type == "dep" and example.text[span.start : span.end].endswith("科")
+        }
+    )

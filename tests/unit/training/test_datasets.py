@@ -205,3 +205,9 @@ def test_every_shared_set_reads_and_heldout_parts_are_disjoint() -> None:
         train = {e.text for e in read_shared(f"{corpus}-train")}
         heldout = {e.text for e in read_shared(f"{corpus}-heldout")}
         assert train and heldout and not train & heldout
+
+
+def test_resume_native_places_lose_their_trailing_person_character() -> None:
+    example = Example("张伟，浙江杭州人，硕士", (Span(0, 2, "NAME"), Span(3, 8, "LOC")))
+    mapped = LABEL_MAPS["resume"].apply(example)
+    assert mentions(mapped) == [("张伟", "PER"), ("浙江杭州", "LOC")]

@@ -283,3 +283,21 @@ def test_mention_swaps_replace_entities_by_others_of_their_type() -> None:
         places = [copy.text[s.start : s.end] for s in copy.spans if s.type == "LOC"]
         assert set(persons) <= {"张三", "李四"} and set(places) <= {"北京", "上海"}
     assert copies[1].text.endswith("了")
+
+
+def test_hospital_departments_extend_the_hospital_organization() -> None:
+    import random
+
+    from training.augment import hospital_departments
+
+    source = [
+        Example("他在协和医院工作", (Span(0, 1, "PER"), Span(2, 6, "ORG"))),
+        Example("新华社报道", (Span(0, 3, "ORG"),)),  # no hospital: no copy
+    ]
+    copies = hospital_departments(source, ["儿科", "心内科"], 3, random.Random(0))
+    assert len(copies) == 3
+    for copy in copies:
+        person, hospital = (copy.text[s.start : s.end] for s in copy.spans)
+        assert person == "他" and hospital in ("协和医院儿科", "协和医院心内科")
+        assert copy.text == f"他在{hospital}工作"
+    assert hospital_departments(source, [], 3, random.Random(0)) == []
