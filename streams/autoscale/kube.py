@@ -8,7 +8,9 @@ patch ``deployments/scale``, create ``events``.
 from __future__ import annotations
 
 import datetime
+import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,17 @@ def api_client(settings: AutoscaleSettings) -> tuple[client.ApiClient, str]:
     return api, namespace or "default"
 
 
+def _detail(exc: ApiException) -> str:
+    """The API server's own message (a Status object's ``message``), when there is one."""
+    try:
+        body: Any = json.loads(exc.body or "")
+    except ValueError:
+        return ""
+    return str(body.get("message", "")) if isinstance(body, dict) else ""
+
+
 def _wrap(exc: ApiException, what: str) -> Exception:
-    message = f"cannot {what}: {exc.status} {exc.reason}"
+    message = f"cannot {what}: {exc.status} {exc.reason} {_detail(exc)}".rstrip()
     if exc.status in (401, 403, 404, 422):
         return AutoscalePermanentError(message)
     return AutoscaleTemporaryError(message)
@@ -91,7 +102,8 @@ class DeploymentTarget:
         of the events API need)."""
         reason = {"up": "ScaledUp", "down": "ScaledDown"}.get(decision.direction, "Held")
         event = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{self.deployment}.autoscale."),
+            # <object>.<hex nanoseconds>, as Kubernetes' own event recorders name events.
+            metadata=client.V1ObjectMeta(name=f"{self.deployment}.{time.time_ns():x}"),
             event_time=datetime.datetime.now(datetime.UTC),
             reporting_controller="nerstream.io/autoscaler",
             reporting_instance=self._instance[:128],
