@@ -92,6 +92,9 @@ class TrainConfig:
     patience: int = 4
     #: Evaluate on dev every N steps (0: once per epoch).
     eval_every: int = 0
+    #: Stop after this epoch (0: run all ``epochs``). The learning rate still follows the whole
+    #: schedule, so a later run can continue from the checkpoint (``init_checkpoint``).
+    stop_after_epoch: int = 0
     #: Stop (keeping the best checkpoint) once training has run this long (0: no limit); the
     #: learning rate then decays by elapsed time when that is ahead of the step count.
     time_limit_minutes: float = 0.0

@@ -343,7 +343,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
             if step % eval_every == 0 and evaluate_and_checkpoint(epoch, running / seen):
                 stop = True
                 break
-        if stop:
+        if stop or epoch == config.stop_after_epoch:
             break
     if step % eval_every:
         evaluate_and_checkpoint(epoch, running / max(1, len(batches)))

@@ -49,7 +49,7 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         TrainConfig.from_mapping({"hiden": 3})
 
 
-@pytest.mark.parametrize("name", ["zh-cnn-crf", "msra-bilstm-crf", "tiny"])
+@pytest.mark.parametrize("name", ["zh-cnn-crf", "zh-cnn-crf-stage2", "msra-bilstm-crf", "tiny"])
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(Path(f"training/configs/{name}.json"))
     assert config.encoder in ENCODERS
@@ -301,3 +301,37 @@ def test_hospital_departments_extend_the_hospital_organization() -> None:
         assert person == "他" and hospital in ("协和医院儿科", "协和医院心内科")
         assert copy.text == f"他在{hospital}工作"
     assert hospital_departments(source, [], 3, random.Random(0)) == []
+
+
+def test_training_on_several_corpora_with_partial_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from training.train import train
+
+    samples = Path(__file__).resolve().parents[2] / "data" / "corpora"
+    root = tmp_path / "corpora"
+    for sample, target in [
+        ("weibo.conll", "weibo/weiboNER_2nd_conll.train"),
+        ("weibo.conll", "weibo/weiboNER_2nd_conll.dev"),
+        ("cmeee.txt", "medical/cmeee_v1/train_data.txt"),
+    ]:
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(samples / sample, root / target)
+    monkeypatch.setenv("NERSTREAM_CORPORA_DIR", str(root))
+    config = tiny_config(
+        max_sentences=100,
+        train_data=("msra-train", "weibo-train*2", "cmeee-train"),
+        dev_data=("weibo-dev",),
+        augment_departments=1,
+        stop_after_epoch=1,
+    )
+    result = train(config, tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1]  # stopped after epoch 1 of 3
+    assert set(log[0]["dev_f1_by_set"]) == {"dev", "weibo-dev"}
+    checkpoint = torch.load(result.checkpoint, weights_only=True)
+    data = checkpoint["data"]
+    assert data["train_sentences_by_source"]["cmeee-train"] > 0
+    assert data["partially_labelled_sentences"] > 0
