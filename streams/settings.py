@@ -169,8 +169,17 @@ class WorkerSettings:
     group_id: str = "nerstream"
     #: Most records inferred in one batch.
     max_batch: int = 256
-    #: Longest wait, in seconds, for a batch to fill before it is processed anyway.
-    max_wait_s: float = 0.05
+    #: Longest time, in seconds, a fetched record waits before the worker's batcher sees it
+    #: (Faust's ``take`` window). Batches are not filled by waiting: the batcher sends what is
+    #: there whenever the model is free (see ``latency_target_ms``).
+    max_wait_s: float = 0.01
+    #: End-to-end latency the adaptive batcher aims at, in milliseconds: under backlog a batch
+    #: grows (up to ``max_batch``) only while its measured cost keeps within a third of this.
+    #: 0 turns it off: batches are always ``max_batch`` (or what is waiting).
+    latency_target_ms: float = 100.0
+    #: Batches taken and not yet acked (one inferring, one queued, the rest waiting for their
+    #: delivery reports); bounds memory and the work a graceful stop finishes.
+    max_in_flight_batches: int = 4
     #: Faust's web server (health probes and Prometheus metrics); 127.0.0.1 unless deployed.
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -198,6 +207,10 @@ class WorkerSettings:
             raise SettingsError("worker.max_batch must be >= 1")
         if self.max_wait_s <= 0:
             raise SettingsError("worker.max_wait_s must be > 0")
+        if self.latency_target_ms < 0:
+            raise SettingsError("worker.latency_target_ms must be >= 0 (0: fixed batches)")
+        if self.max_in_flight_batches < 1:
+            raise SettingsError("worker.max_in_flight_batches must be >= 1")
         if not 0 < self.web_port < 65536:
             raise SettingsError("worker.web_port must be a TCP port (1-65535)")
         if self.max_text_chars < 1:

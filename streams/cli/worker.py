@@ -72,5 +72,14 @@ def add_worker(sub: Subparsers) -> None:
     setting_flag(parser, "--worker-id", "worker.worker_id", "this instance's name")
     setting_flag(parser, "--web-port", "worker.web_port", "port of /healthz, /readyz, /metrics")
     setting_flag(parser, "--max-batch", "worker.max_batch", "most records per inference batch")
+    setting_flag(
+        parser,
+        "--latency-target-ms",
+        "worker.latency_target_ms",
+        "adaptive batching target (0: fixed batches of --max-batch)",
+    )
+    setting_flag(
+        parser, "--max-in-flight", "worker.max_in_flight_batches", "batches between fetch and ack"
+    )
     model_flags(parser, threads=False)
     parser.set_defaults(handler=cmd_worker)

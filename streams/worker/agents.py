@@ -1,17 +1,28 @@
-"""The NER worker: one Faust agent per input topic, micro-batched inference, confluent output.
+"""The NER worker: one Faust agent per input topic, pipelined micro-batches, confluent output.
 
-Per batch (``stream.take_events(max_batch, within=max_wait_s)``):
+Fetching, inference and delivery overlap. The agents only hand fetched events to the worker
+(:meth:`NerWorker.submit`); from there:
 
-1. the pure pipeline (:func:`.pipeline.process_batch`) decodes, validates and infers the
-   batch on one dedicated inference thread, so the event loop keeps fetching, heart-beating
-   and answering probes meanwhile;
-2. its outputs (one per input: entity event or dead letter) are produced in input order and
-   the loop body waits until the broker has acknowledged every one of them;
-3. only then does the body finish, and Faust acks the batch: its offsets become committable.
+1. a dispatcher cuts batches off the waiting events (in arrival order, sized by the adaptive
+   policy of :mod:`.batching`) whenever the inference thread can take one, and at most
+   ``worker.max_in_flight_batches`` batches are between dispatch and ack at once;
+2. the pure pipeline (:func:`.pipeline.process_batch`) decodes, validates, infers and encodes
+   each batch on one dedicated inference thread, so the event loop keeps fetching,
+   heart-beating, producing and answering probes meanwhile;
+3. a producer loop hands each batch's outputs (one per input: entity event or dead letter) to
+   librdkafka as soon as its inference is done, in dispatch order, while earlier batches still
+   wait for their delivery reports;
+4. once every output of a batch is acknowledged, and every batch dispatched before it too
+   (:class:`.inflight.InFlight`), its events are acked: their offsets become committable.
+   Faust's ``take`` acks a batch when the agent's loop body ends, which is too early here, so
+   :meth:`NerWorker.submit` holds one extra reference on each message (``incref``) and the
+   worker drops it after delivery: Faust's own per-message acking, done later.
 
 A delivery that cannot succeed stops the process at once *without* acking (crash-stop, exit
-code :data:`EXIT_CRASH_STOP`): the batch is processed again after the restart, and nothing is
-lost. Bad input never gets that far; it is dead-lettered by the pipeline.
+code :data:`EXIT_CRASH_STOP`): every batch in flight is processed again after the restart, and
+nothing is lost. Bad input never gets that far; it is dead-lettered by the pipeline. A graceful
+stop lets Faust wait until every held message is acked (``stream_wait_empty``), so what is in
+flight is finished and delivered before the final commit.
 """
 
 from __future__ import annotations
@@ -19,14 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
-from collections.abc import Mapping, Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import faust
+from confluent_kafka import KafkaError
 from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
@@ -34,6 +47,8 @@ from errors import EXIT_CRASH_STOP
 from schemas.codecs import ModelInfo
 from streams.settings import Settings
 from streams.worker.app import create_app, raw_topic, run_app
+from streams.worker.batching import AdaptiveBatcher, BatchLimits
+from streams.worker.inflight import InFlight
 from streams.worker.pipeline import BatchResult, Entity, PipelineConfig, RawMessage, process_batch
 from streams.worker.producer import (
     DeliveryError,
@@ -42,11 +57,15 @@ from streams.worker.producer import (
     deliver_all,
     producer_config,
 )
-from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, partition_lag
+from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, observe_all, partition_lag
 
 __all__ = ["EXIT_CRASH_STOP", "NerWorker", "ServedModel", "WorkerState", "run_worker"]
 
 logger = logging.getLogger(__name__)
+
+#: Batches handed to the inference thread at once: one running and one queued behind it, so
+#: the thread never waits for the event loop between batches.
+INFERENCE_QUEUE = 2
 
 
 class ModelManifest(Protocol):
@@ -84,6 +103,20 @@ class WorkerState:
         """Ready when input partitions are assigned; else the reasons."""
         reasons = [] if self.assigned else ["no input partitions assigned"]
         return not reasons, reasons
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One dispatched batch on its way from the inference thread to its acks."""
+
+    events: list[EventT[bytes]]
+    #: Padded size (see :mod:`.batching`), for the batcher's cost measurement.
+    units: int
+    inference: asyncio.Future[tuple[list[RawMessage], BatchResult, float]]
+    sequence: int = -1
+    messages: list[RawMessage] = field(default_factory=list)
+    result: BatchResult | None = None
+    resent: int = 0
 
 
 def crash_stop(reason: str) -> None:
@@ -128,6 +161,21 @@ class NerWorker:
         # One thread: inference of all agents is serialized on it; the model's own
         # intra-op threads (model.threads) do the parallel work.
         self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerstream-infer")
+        self.batcher = AdaptiveBatcher(
+            BatchLimits(
+                max_batch=settings.worker.max_batch,
+                latency_target_s=settings.worker.latency_target_ms / 1000,
+                bucket_chars=settings.model.bucket_chars,
+                bucket_texts=settings.model.bucket_texts,
+            )
+        )
+        # The pipeline's state; only ever touched on the event loop.
+        self._waiting: deque[EventT[bytes]] = deque()
+        self._in_flight: InFlight[_Batch] = InFlight()
+        self._inferring = 0
+        self._to_produce: asyncio.Queue[_Batch] | None = None
+        self._changed: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.app = create_app(settings)
         for topic in settings.topics.inputs:
             self._add_agent(topic)
@@ -148,37 +196,144 @@ class NerWorker:
                 worker.max_batch, within=worker.max_wait_s
             )
             async for events in batches:
-                await self.handle_batch(events)
+                await self.submit(events)
 
         self.app.agent(raw_topic(self.app, topic), name=f"ner:{topic}")(ner)
 
-    async def handle_batch(self, events: Sequence[EventT[bytes]]) -> None:
-        """Process one batch and return only once every output is acknowledged.
+    # --- the pipeline -------------------------------------------------------------------------
 
-        Never raises: returning lets Faust ack the batch, so every failure here either becomes
-        a dead letter (inside the pipeline) or stops the process before the ack.
+    async def submit(self, events: Sequence[EventT[bytes]]) -> None:
+        """Take fetched events into the pipeline; wait while too many are waiting already.
+
+        Each message gets one more reference, so the ack Faust's ``take`` gives it when this
+        returns is not its final one: the final ack comes after its output is delivered.
         """
-        messages = [_raw_message(event) for event in events]
-        loop = asyncio.get_running_loop()
+        self._start()
+        for event in events:
+            event.message.incref()
+        self._waiting.extend(events)
+        self._notify()
+        # Back-pressure: at most a batch's worth waits here (Faust buffers another).
+        limit = self.settings.worker.max_batch
+        while len(self._waiting) > limit:
+            await self._wait_for_change()
+
+    async def handle_batch(self, events: Sequence[EventT[bytes]]) -> None:
+        """Submit ``events`` and return once every batch in flight is delivered and acked."""
+        await self.submit(events)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Return when nothing is waiting or in flight."""
+        while self._waiting or len(self._in_flight):
+            await self._wait_for_change()
+
+    def _start(self) -> None:
+        if self._changed is not None:
+            return
+        self._changed = asyncio.Event()
+        self._to_produce = asyncio.Queue()
+        self._spawn(self._dispatch_forever())
+        self._spawn(self._produce_forever())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
+        # The loop keeps only weak references to tasks.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _notify(self) -> None:
+        assert self._changed is not None
+        self._changed.set()
+
+    async def _wait_for_change(self) -> None:
+        assert self._changed is not None
+        self._changed.clear()
+        await self._changed.wait()
+
+    async def _dispatch_forever(self) -> None:
+        """Cut a batch off the waiting events whenever the inference thread can take one."""
+        max_in_flight = self.settings.worker.max_in_flight_batches
         try:
-            result = await loop.run_in_executor(
-                self.inference, process_batch, messages, self.model.predict, self.config, _now
+            while True:
+                while not (
+                    self._waiting
+                    and self._inferring < INFERENCE_QUEUE
+                    and len(self._in_flight) < max_in_flight
+                ):
+                    await self._wait_for_change()
+                self._dispatch()
+        except Exception as exc:  # a bug here must not leave held messages unacked forever
+            logger.exception("the batch dispatcher failed")
+            crash_stop(f"{type(exc).__name__} in the batch dispatcher")
+
+    def _dispatch(self) -> None:
+        assert self._to_produce is not None
+        waiting = self._waiting
+        # All of them (about a batch's worth, see submit): the batcher weighs the backlog too.
+        lengths = [len(event.message.value or b"") for event in waiting]
+        count = self.batcher.next_batch(lengths)
+        events = [waiting.popleft() for _ in range(count)]
+        units = self.batcher.units(lengths[:count])
+        inference = asyncio.get_running_loop().run_in_executor(self.inference, self._infer, events)
+        batch = _Batch(events, units, inference)
+        batch.sequence = self._in_flight.open(batch)
+        self._inferring += 1
+        self.metrics.batches_in_flight.set(len(self._in_flight))
+        self._to_produce.put_nowait(batch)
+        self._notify()
+
+    def _infer(self, events: list[EventT[bytes]]) -> tuple[list[RawMessage], BatchResult, float]:
+        """On the inference thread: messages, their outputs, and the seconds it all took."""
+        started = time.perf_counter()
+        messages = [_raw_message(event) for event in events]
+        result = process_batch(messages, self.model.predict, self.config, _now)
+        return messages, result, time.perf_counter() - started
+
+    async def _produce_forever(self) -> None:
+        """Produce each batch's outputs as soon as it is inferred, in dispatch order."""
+        assert self._to_produce is not None
+        while True:
+            batch = await self._to_produce.get()
+            try:
+                batch.messages, batch.result, seconds = await batch.inference
+                self._inferring -= 1
+                self.batcher.observe(batch.units, seconds)
+                self._notify()
+                acks = await self.transport.produce(batch.result.outputs)
+            except Exception as exc:
+                self._unexpected(exc, batch)
+                return
+            self._spawn(self._settle(batch, acks))
+
+    async def _settle(self, batch: _Batch, acks: Awaitable[list[KafkaError | None]]) -> None:
+        """Wait for a batch's delivery (re-sending what failed), then ack what may be acked."""
+        assert batch.result is not None
+        try:
+            batch.resent = await deliver_all(
+                batch.result.outputs, self.transport, first_attempt=acks
             )
-            resent = await deliver_all(result.outputs, self.transport)
+            released = self._in_flight.delivered(batch.sequence)
         except DeliveryError as exc:
             crash_stop(str(exc))
             return
         except Exception as exc:
-            logger.exception(
-                "unexpected failure processing %s",
-                _describe(messages),
-                extra={"offsets": _describe(messages)},
-            )
-            crash_stop(f"{type(exc).__name__} while processing {_describe(messages)}")
+            self._unexpected(exc, batch)
             return
-        self.state.batches += 1
-        self.state.records += len(messages)
-        self._record(messages, result, resent)
+        for done in released:
+            for event in done.events:
+                event.ack()
+            assert done.result is not None
+            self.state.batches += 1
+            self.state.records += len(done.messages)
+            self._record(done.messages, done.result, done.resent)
+        self.metrics.batches_in_flight.set(len(self._in_flight))
+        self._notify()
+
+    def _unexpected(self, exc: Exception, batch: _Batch) -> None:
+        where = _describe(batch.messages) or f"{len(batch.events)} message(s)"
+        logger.exception("unexpected failure processing %s", where, extra={"offsets": where})
+        crash_stop(f"{type(exc).__name__} while processing {where}")
 
     def _record(self, messages: list[RawMessage], result: BatchResult, resent: int) -> None:
         metrics = self.metrics
@@ -194,6 +349,7 @@ class NerWorker:
         produced: Counter[str] = Counter()
         dead: Counter[tuple[str, str]] = Counter()
         entities: Counter[str] = Counter()
+        latencies: list[float] = []
         for output in result.outputs:
             source = output.source
             consumed[source.topic] += 1
@@ -217,7 +373,8 @@ class NerWorker:
             entities.update(output.entity_types)
             if output.latency_s is not None:
                 # A producer clock ahead of ours must not make the histogram lie below zero.
-                metrics.end_to_end_seconds.observe(max(output.latency_s, 0.0))
+                latencies.append(max(output.latency_s, 0.0))
+        observe_all(metrics.end_to_end_seconds, latencies)
         for topic, count in consumed.items():
             metrics.records_consumed.labels(topic=topic).inc(count)
         for topic, count in produced.items():
@@ -226,6 +383,8 @@ class NerWorker:
             metrics.records_dead_lettered.labels(topic=topic, error_code=code).inc(count)
         for entity_type, count in entities.items():
             metrics.entities_found.labels(type=entity_type).inc(count)
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
         logger.debug(
             "batch done %s outputs=%d",
             _describe(messages),

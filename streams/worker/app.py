@@ -66,10 +66,11 @@ def create_app(settings: Settings) -> faust.App:
         # A new group starts at the beginning: records produced before the first worker
         # started are processed too.
         consumer_auto_offset_reset="earliest",
-        # Back-pressure: fetch and buffer only a few batches ahead, so a graceful stop, which
+        # Back-pressure: fetch and buffer only one batch ahead per topic (the worker's own
+        # pipeline holds a batch more, plus the batches in flight), so a graceful stop, which
         # finishes everything already handed to the agents, stays short.
         broker_max_poll_records=worker.max_batch,
-        stream_buffer_maxsize=4 * worker.max_batch,
+        stream_buffer_maxsize=worker.max_batch,
         broker_session_timeout=worker.session_timeout_s,
         key_serializer="raw",
         value_serializer="raw",

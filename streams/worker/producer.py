@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -80,10 +81,19 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
     }
 
 
-class OutputTransport(Protocol):
+class Sender(Protocol):
     """Sends messages and reports each one's delivery error (None when acknowledged)."""
 
     async def send(self, outputs: Sequence[Output]) -> list[KafkaError | None]: ...
+
+
+class OutputTransport(Sender, Protocol):
+    """A :class:`Sender` that can also hand messages over now and report on them later, so the
+    worker produces batch N+1 while batch N still waits for its acknowledgements."""
+
+    async def produce(self, outputs: Sequence[Output]) -> Awaitable[list[KafkaError | None]]:
+        """Queue every output, in order; return what resolves to their delivery errors."""
+        ...
 
 
 class BatchDeliveries:
@@ -102,8 +112,8 @@ class BatchDeliveries:
         if count == 0:
             self.done.set_result(self.errors)
 
-    def report(self, index: int, error: KafkaError | None) -> None:
-        """Record one message's outcome (from any thread)."""
+    def report(self, index: int, error: KafkaError | None, _message: object = None) -> None:
+        """Record one message's outcome (from any thread; also librdkafka's ``on_delivery``)."""
         self.errors[index] = error
         with self._lock:
             self._pending -= 1
@@ -120,6 +130,10 @@ class KafkaOutputProducer:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._producer = Producer(config)
+        #: The few distinct header tuples (one per output kind) as the lists librdkafka takes.
+        self._headers: dict[
+            tuple[tuple[str, bytes], ...], list[tuple[str, str | bytes | None]]
+        ] = {}
         self._closing = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_until_closed, name="nerstream-delivery", daemon=True
@@ -131,28 +145,44 @@ class KafkaOutputProducer:
             self._producer.poll(0.1)
 
     async def send(self, outputs: Sequence[Output]) -> list[KafkaError | None]:
-        deliveries = BatchDeliveries(asyncio.get_running_loop(), len(outputs))
-        for index, output in enumerate(outputs):
-            await self._produce(output, index, deliveries)
-        return await deliveries.done
+        return await (await self.produce(outputs))
 
-    async def _produce(self, output: Output, index: int, deliveries: BatchDeliveries) -> None:
-        while True:
+    async def produce(self, outputs: Sequence[Output]) -> Awaitable[list[KafkaError | None]]:
+        """Hand every output to librdkafka, in order, without an ``await`` per message; return
+        the future of the batch's delivery errors."""
+        deliveries = BatchDeliveries(asyncio.get_running_loop(), len(outputs))
+        produced = self._produce_from(outputs, 0, deliveries)
+        while produced < len(outputs):
+            # The local queue is full; the poll thread is draining it.
+            await asyncio.sleep(0.01)
+            produced = self._produce_from(outputs, produced, deliveries)
+        return deliveries.done
+
+    def _produce_from(
+        self, outputs: Sequence[Output], start: int, deliveries: BatchDeliveries
+    ) -> int:
+        """Produce ``outputs[start:]`` until librdkafka's queue is full; return how far it got."""
+        produce = self._producer.produce
+        headers_of = self._headers
+        report = deliveries.report
+        for index in range(start, len(outputs)):
+            output = outputs[index]
+            headers = headers_of.get(output.headers)
+            if headers is None:
+                headers = headers_of[output.headers] = list(output.headers)
             try:
-                self._producer.produce(
+                produce(
                     output.topic,
                     value=output.value,
                     key=output.key,
-                    headers=list(output.headers),
-                    on_delivery=lambda error, _message: deliveries.report(index, error),
+                    headers=headers,
+                    on_delivery=partial(report, index),
                 )
-                return
             except BufferError:
-                # The local queue is full; the poll thread is draining it.
-                await asyncio.sleep(0.01)
+                return index
             except KafkaException as exc:
-                deliveries.report(index, exc.args[0])
-                return
+                report(index, exc.args[0])
+        return len(outputs)
 
     def close(self, timeout_s: float = 30.0) -> int:
         """Deliver what is queued (up to ``timeout_s``), stop polling; return what was left."""
@@ -164,12 +194,15 @@ class KafkaOutputProducer:
 
 async def deliver_all(
     outputs: Sequence[Output],
-    transport: OutputTransport,
+    transport: Sender,
     attempts: int = DELIVERY_ATTEMPTS,
     backoff_s: float = RETRY_BACKOFF_S,
+    first_attempt: Awaitable[list[KafkaError | None]] | None = None,
 ) -> int:
     """Deliver every output or raise :class:`DeliveryError`; return how many were re-sent.
 
+    ``first_attempt``: the delivery errors of outputs already produced (by
+    :meth:`OutputTransport.produce`); without it the first attempt sends them here.
     Temporary failures are re-sent (in their original order) after a growing pause; a
     permanent failure, or a temporary one that outlasts ``attempts``, raises.
     """
@@ -177,7 +210,10 @@ async def deliver_all(
     resent = 0
     attempt = 1
     while True:
-        errors = await transport.send(pending)
+        if first_attempt is not None:
+            errors, first_attempt = await first_attempt, None
+        else:
+            errors = await transport.send(pending)
         failed = [(out, err) for out, err in zip(pending, errors, strict=True) if err is not None]
         if not failed:
             return resent

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -42,6 +42,11 @@ class RecordingTransport:
         self.sent.extend(outputs)
         return [self.error] * len(outputs)
 
+    async def produce(self, outputs: Sequence[Output]) -> Awaitable[list[KafkaError | None]]:
+        future: asyncio.Future[list[KafkaError | None]] = asyncio.get_running_loop().create_future()
+        future.set_result(await self.send(outputs))
+        return future
+
 
 def settings(tmp_path: Path, name: str) -> Settings:
     base = load_settings({"topics.inputs": "news", "worker.worker_id": name}, env={})
@@ -50,12 +55,34 @@ def settings(tmp_path: Path, name: str) -> Settings:
     )
 
 
-def event(offset: int, value: bytes | None) -> Any:
-    """What handle_batch reads of a Faust event: its message."""
-    message = SimpleNamespace(
+class FakeMessage(SimpleNamespace):
+    refcount = 1
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+class FakeEvent:
+    """What the worker uses of a Faust event: its message, and ``ack`` (which drops one
+    reference; the last one marks the offset committable)."""
+
+    def __init__(self, message: FakeMessage, acked: list[int]) -> None:
+        self.message = message
+        self._acked = acked
+
+    def ack(self) -> bool:
+        self.message.refcount -= 1
+        if self.message.refcount == 0:
+            self._acked.append(self.message.offset)
+            return True
+        return False
+
+
+def event(offset: int, value: bytes | None, acked: list[int] | None = None) -> Any:
+    message = FakeMessage(
         topic="news", partition=0, offset=offset, key=b"k", value=value, headers=[]
     )
-    return SimpleNamespace(message=message)
+    return FakeEvent(message, acked if acked is not None else [])
 
 
 def record_value(text: str) -> bytes:
@@ -115,5 +142,141 @@ def test_readiness_needs_partitions(tmp_path: Path) -> None:
         assert worker.state.readiness() == (False, ["no input partitions assigned"])
         worker.state.assigned = frozenset({TP("news", 0)})
         assert worker.state.readiness() == (True, [])
+    finally:
+        worker.close()
+
+
+class HeldTransport:
+    """Takes outputs at once and acknowledges each batch only when the test says so."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Output]] = []
+        self.acks: list[asyncio.Future[list[KafkaError | None]]] = []
+
+    async def send(self, outputs: Sequence[Output]) -> list[KafkaError | None]:
+        return await (await self.produce(outputs))
+
+    async def produce(self, outputs: Sequence[Output]) -> Awaitable[list[KafkaError | None]]:
+        future: asyncio.Future[list[KafkaError | None]] = asyncio.get_running_loop().create_future()
+        self.batches.append(list(outputs))
+        self.acks.append(future)
+        return future
+
+    def acknowledge(self, index: int, error: KafkaError | None = None) -> None:
+        self.acks[index].set_result([error] * len(self.batches[index]))
+
+
+async def until(condition: Any, timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+async def take(worker: NerWorker, events: list[Any]) -> None:
+    """What a Faust agent does: submit a batch; then ``take`` acks it (not finally: the worker
+    holds one more reference until delivery)."""
+    await worker.submit(events)
+    for item in events:
+        item.ack()
+
+
+def pipelined_settings(tmp_path: Path, **worker: Any) -> Settings:
+    base = settings(tmp_path, "w1")
+    return dataclasses.replace(base, worker=dataclasses.replace(base.worker, **worker))
+
+
+def test_later_batches_are_inferred_and_produced_while_earlier_ones_wait_for_acks(
+    tmp_path: Path,
+) -> None:
+    transport = HeldTransport()
+    worker = NerWorker(
+        pipelined_settings(tmp_path, max_batch=2, max_in_flight_batches=3),
+        FakeModel(),
+        transport=transport,
+    )
+    acked: list[int] = []
+
+    async def scenario() -> None:
+        await take(
+            worker, [event(offset, record_value(f"{offset}个"), acked) for offset in range(6)]
+        )
+        # Three batches of two are produced although none is acknowledged yet.
+        await until(lambda: len(transport.batches) == 3)
+        assert [len(batch) for batch in transport.batches] == [2, 2, 2]
+        assert metric(worker, "nerstream_batches_in_flight", {}) == 3
+        # Acks of later batches wait for the first: nothing is committable yet.
+        transport.acknowledge(2)
+        transport.acknowledge(1)
+        await asyncio.sleep(0.05)
+        assert acked == [], "no offset acked while an earlier batch is unacknowledged"
+        transport.acknowledge(0)
+        await until(lambda: len(acked) == 6)
+        assert acked == list(range(6)), "acked in offset order"
+        assert (worker.state.batches, worker.state.records) == (3, 6)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.close()
+
+
+def test_in_flight_batches_are_bounded(tmp_path: Path) -> None:
+    transport = HeldTransport()
+    worker = NerWorker(
+        pipelined_settings(tmp_path, max_batch=1, max_in_flight_batches=2),
+        FakeModel(),
+        transport=transport,
+    )
+
+    async def scenario() -> None:
+        # Back-pressure: with more than two batches' worth waiting, submit itself waits.
+        submitting = asyncio.create_task(
+            worker.submit([event(offset, record_value("1")) for offset in range(5)])
+        )
+        await until(lambda: len(transport.batches) == 2)
+        await asyncio.sleep(0.05)
+        assert len(transport.batches) == 2, "a third batch waits until one is acked"
+        assert not submitting.done()
+        transport.acknowledge(0)
+        await until(lambda: len(transport.batches) == 3)
+        transport.acknowledge(1)
+        await until(submitting.done)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.close()
+
+
+def test_a_failed_later_batch_stops_the_process_before_anything_is_acked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exits: list[int] = []
+
+    def exit_now(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    transport = HeldTransport()
+    worker = NerWorker(
+        pipelined_settings(tmp_path, max_batch=1, max_in_flight_batches=4),
+        FakeModel(),
+        transport=transport,
+    )
+    acked: list[int] = []
+
+    async def scenario() -> None:
+        await take(worker, [event(offset, record_value("1"), acked) for offset in range(2)])
+        await until(lambda: len(transport.batches) == 2)
+        transport.acknowledge(1, KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+        await until(lambda: bool(exits))
+
+    try:
+        with pytest.raises(SystemExit):
+            asyncio.run(scenario())
+        assert exits == [EXIT_CRASH_STOP]
+        assert acked == [], "the first batch was never acknowledged, the second failed"
     finally:
         worker.close()

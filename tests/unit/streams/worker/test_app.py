@@ -64,4 +64,4 @@ def test_app_binds_the_configured_web_host_and_brokers(tmp_path: Path) -> None:
     assert app.conf.web_bind == "127.0.0.1" and app.conf.web_port == 6070
     assert app.conf.id == "ner"
     assert (tmp_path / "w" / "ner").is_dir()
-    assert app.conf.stream_buffer_maxsize == 4 * settings.worker.max_batch
+    assert app.conf.stream_buffer_maxsize == settings.worker.max_batch
