@@ -1,5 +1,6 @@
-"""Reads a consumer group's committed offsets and the partitions' end offsets (the Kafka admin
-client, through :func:`streams.kafka.admin.admin_client`), as a policy ``Observation``.
+"""Reads a consumer group's committed offsets, the partitions' end offsets and the group's
+members (the Kafka admin client, through :func:`streams.kafka.admin.admin_client`, plus a
+consumer for the commits), as a policy ``Observation``.
 
 Belongs here: the Kafka I/O of the autoscaler and nothing else; the rules about what the numbers
 mean live in :mod:`streams.autoscale.policy`.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
+    Consumer,
     KafkaError,
     KafkaException,
     TopicPartition,
@@ -36,7 +37,8 @@ _EARLIEST: Any = _listoffsets.OffsetSpec.earliest()  # type: ignore[no-untyped-c
 
 
 class LagReader:
-    """One admin client, reused for every read of ``group`` on ``topics``."""
+    """One admin client (topics, end offsets, members) and one consumer that never subscribes
+    (committed offsets), reused for every read of ``group`` on ``topics``."""
 
     def __init__(
         self, kafka: KafkaSettings, group: str, topics: Sequence[str], timeout_s: float = 10.0
@@ -45,6 +47,18 @@ class LagReader:
         self.topics = tuple(topics)
         self.timeout_s = timeout_s
         self._admin = admin_client(kafka, quiet=True)
+        self._consumer = Consumer(
+            {
+                **kafka.confluent_config(),
+                "group.id": group,
+                "enable.auto.commit": False,
+                "log_level": 0,
+                "error_cb": lambda _: None,
+            }
+        )
+
+    def close(self) -> None:
+        self._consumer.close()
 
     def read(self, at: float, replicas: int | None = None) -> Observation:
         """Offsets of every partition of the topics; ``replicas`` None: the group's members."""
@@ -83,16 +97,19 @@ class LagReader:
         return found
 
     def _committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The group's committed offsets, through a consumer that never joins the group.
+
+        Not ``AdminClient.list_consumer_group_offsets``: on this machine its error path crashed
+        the process (a segfault) while a fresh broker's group coordinator was still loading
+        (confluent-kafka-python#1982); a consumer's ``committed()`` raises instead.
+        """
         if not partitions:
             return {}
-        request = ConsumerGroupTopicPartitions(
-            self.group, [TopicPartition(topic, partition) for topic, partition in partitions]
-        )
+        request = [TopicPartition(topic, partition) for topic, partition in partitions]
         deadline = time.monotonic() + 3 * self.timeout_s
         while True:
             try:
-                futures = self._admin.list_consumer_group_offsets([request])
-                result: Any = futures[self.group].result(timeout=self.timeout_s)
+                result = self._consumer.committed(request, timeout=self.timeout_s)
                 break
             except KafkaException as exc:
                 # A coordinator that is still loading (a broker just started) answers soon.
@@ -104,7 +121,7 @@ class LagReader:
                 raise AutoscaleTemporaryError(f"cannot read {self.group}'s offsets: {exc}") from exc
         return {
             (tp.topic, tp.partition): tp.offset
-            for tp in result.topic_partitions
+            for tp in result
             if tp.error is None and tp.offset != _NO_OFFSET and tp.offset >= 0
         }
 

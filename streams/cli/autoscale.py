@@ -86,6 +86,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if processes is not None:
             processes.close()
+        reader.close()
     return EXIT_OK
 
 

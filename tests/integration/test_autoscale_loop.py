@@ -89,6 +89,7 @@ def test_a_burst_scales_up_drains_within_the_target_and_scales_to_zero(
         stop.set()
         loop.join(30)
         target.close()
+        reader.close()
     log = "\n".join(lines[-40:])
     assert done, f"never scaled back to zero in 240 s\n{log}"
 
