@@ -177,8 +177,8 @@ class WorkerSettings:
     #: grows (up to ``max_batch``) only while its measured cost keeps within a third of this.
     #: 0 turns it off: batches are always ``max_batch`` (or what is waiting).
     latency_target_ms: float = 100.0
-    #: Batches taken and not yet acked (one inferring, one queued, the rest waiting for their
-    #: delivery reports); bounds memory and the work a graceful stop finishes.
+    #: Batches taken and not yet acked (one inferring, the rest waiting for their delivery
+    #: reports); bounds memory and the work a graceful stop finishes.
     max_in_flight_batches: int = 4
     #: Faust's web server (health probes and Prometheus metrics); 127.0.0.1 unless deployed.
     web_host: str = "127.0.0.1"

@@ -9,7 +9,7 @@ The policy, given ``worker.latency_target_ms`` and ``worker.max_batch``:
   is whatever has arrived (often one record) and goes at once — there is no fill wait;
 - under backlog the batch grows up to ``max_batch`` records, but only while its predicted time
   stays within a share of the latency target (a record may wait for the batch running before
-  it, the one queued behind that, and its own: :data:`BATCH_SHARE_OF_TARGET`);
+  it, then its own, then its delivery: :data:`BATCH_SHARE_OF_TARGET`);
 - but when the whole backlog would take longer than the target to infer anyway (overload, or a
   burst), the target is lost for its tail whatever the batch size, and throughput is what
   brings latency back: the batch is ``max_batch``;
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from models.bucketing import length_buckets
 
-#: Share of the latency target one batch may take: a record can wait behind a running batch and
-#: a queued one before its own runs.
+#: Share of the latency target one batch may take: a record can wait behind the running batch
+#: before its own runs, and then for its delivery; a third leaves room for both.
 BATCH_SHARE_OF_TARGET = 1 / 3
 #: Weight of the newest measurement in the smoothed seconds-per-unit.
 SMOOTHING = 0.25

@@ -115,16 +115,22 @@ def test_two_workers_in_one_process_count_their_own_batches(tmp_path: Path) -> N
         second.close()
 
 
-def test_undeliverable_outputs_stop_the_process_before_the_batch_is_acked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    exits: list[int] = []
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Exit codes of crash-stops, which raise SystemExit here instead of ending the process."""
+    codes: list[int] = []
 
     def exit_now(code: int) -> None:
-        exits.append(code)
+        codes.append(code)
         raise SystemExit(code)
 
     monkeypatch.setattr(os, "_exit", exit_now)
+    return codes
+
+
+def test_undeliverable_outputs_stop_the_process_before_the_batch_is_acked(
+    tmp_path: Path, exits: list[int]
+) -> None:
     transport = RecordingTransport(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     worker = NerWorker(settings(tmp_path, "w1"), FakeModel(), transport=transport)
     try:
@@ -250,15 +256,8 @@ def test_in_flight_batches_are_bounded(tmp_path: Path) -> None:
 
 
 def test_a_failed_later_batch_stops_the_process_before_anything_is_acked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, exits: list[int]
 ) -> None:
-    exits: list[int] = []
-
-    def exit_now(code: int) -> None:
-        exits.append(code)
-        raise SystemExit(code)
-
-    monkeypatch.setattr(os, "_exit", exit_now)
     transport = HeldTransport()
     worker = NerWorker(
         pipelined_settings(tmp_path, max_batch=1, max_in_flight_batches=4),
