@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.unit.deploy.scripts import load_script
 
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
 # Logical lines: continuations joined, comments dropped.
@@ -62,14 +63,7 @@ def test_gpu_image_uses_the_cuda_runtime_and_onnxruntime_gpu() -> None:
 
 
 def test_requirements_pick_the_right_onnxruntime() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "requirements", REPO_ROOT / "deploy/docker/requirements.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("deploy/docker/requirements.py")
     cpu = module.requirements(REPO_ROOT / "pyproject.toml", "cpu")
     gpu = module.requirements(REPO_ROOT / "pyproject.toml", "gpu")
     assert any(r.startswith("onnxruntime>=") for r in cpu)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 from typing import Any
 
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.unit.deploy.scripts import load_script
 
 
 def validator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "validate_k8s", REPO_ROOT / "scripts/validate_k8s.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/validate_k8s.py")
 
 
 def deployment() -> dict[str, Any]:
