@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -24,13 +23,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ResourceType,
-)
 
 from schemas.codecs import RECORD, DeadLetter, EntityEvent, InputRecord
 from streams.kafka.consume import ConsumedOutput, consume_outputs
@@ -465,102 +457,3 @@ def test_a_worker_that_cannot_deliver_stops_without_committing(pipeline: Pipelin
     pipeline.worker("fixed").wait_ready()
     events, _ = collect(pipeline)
     check_events(records, events)
-
-
-# --- the pipelined worker killed with work in flight ------------------------------
-#
-# The pipelined worker killed with work in flight: nothing is committed ahead of its output,
-# nothing is lost.
-#
-# The entity topic is made to refuse writes for a while (``min.insync.replicas=2`` on a
-# single-broker cluster: every produce gets the retriable NOT_ENOUGH_REPLICAS, which librdkafka
-# keeps retrying), so batches pile up between inference and acknowledgement. The worker is
-# killed (SIGKILL, no shutdown code runs) once ``worker.max_in_flight_batches`` batches are in
-# flight — the first waiting for its acknowledgement, later ones inferred and produced behind it.
-# Then the topic is repaired and a fresh worker must produce an event for every record.
-
-IN_FLIGHT = 4
-
-
-def set_min_insync_replicas(settings: Settings, topic: str, value: int) -> None:
-    admin = AdminClient(dict(settings.kafka.confluent_config()))
-    entry = ConfigEntry(
-        "min.insync.replicas", str(value), incremental_operation=AlterConfigOpType.SET
-    )
-    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
-    # The broker applies it asynchronously: wait until it reports the new value.
-    deadline = time.monotonic() + 30
-    while True:
-        described = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)])
-        configs = next(iter(described.values())).result(timeout=30)
-        if configs["min.insync.replicas"].value == str(value):
-            break
-        assert time.monotonic() < deadline, "min.insync.replicas not applied"
-        time.sleep(0.2)
-    time.sleep(1.0)
-
-
-def batches_in_flight(metrics: object) -> float:
-    assert isinstance(metrics, str)
-    found = re.search(r"^nerstream_batches_in_flight (\S+)$", metrics, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
-def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_nothing(
-    pipeline: Pipeline,
-) -> None:
-    settings = pipeline.settings
-    entities = settings.topics.entities
-    records = list(mixed_records(400, seed=21))
-    produce_mix(settings, pipeline.input_topic, records, [])
-    set_min_insync_replicas(settings, entities, 2)
-    overrides = {
-        "worker.max_batch": "20",
-        "worker.max_in_flight_batches": str(IN_FLIGHT),
-        "worker.session_timeout_s": "6",
-    }
-    doomed = pipeline.worker("doomed", overrides)
-
-    rounds = 1
-    deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while True:
-        doomed.assert_running()
-        try:
-            if batches_in_flight(doomed.get("/metrics")[1]) == IN_FLIGHT:
-                break
-        except OSError:
-            pass  # the web server is not up yet
-        assert time.monotonic() < deadline, doomed.log_tail()
-        if sum(end_offsets(settings, entities, 2).values()) >= len(records):
-            # Everything was delivered: the broker did not apply the refusal in time. Send more.
-            assert rounds < 3, "the entity topic never refused writes"
-            more = [
-                dataclasses.replace(record, id=f"round{rounds}-{record.id}")
-                for record in mixed_records(400, seed=21 + rounds)
-            ]
-            produce_mix(settings, pipeline.input_topic, more, [])
-            records += more
-            rounds += 1
-        time.sleep(0.2)
-    doomed.kill()
-
-    # Whatever was committed before the kill, every offset below it has its event (a batch may
-    # have been delivered before the topic refused writes, and some outputs of a later one).
-    partitions = end_offsets(settings, pipeline.input_topic, pipeline.partitions)
-    committed = committed_offsets(settings, pipeline.group, partitions)
-    delivered: dict[int, set[int]] = {0: set(), 1: set()}
-    for output in read_all(settings, entities, 2):
-        assert isinstance(output.value, EntityEvent)
-        delivered[output.value.input.partition].add(output.value.input.offset)
-    for (_, partition), offset in committed.items():
-        missing = set(range(max(offset, 0))) - delivered[partition]
-        assert not missing, f"partition {partition} committed to {offset} without {missing}"
-    assert sum(max(offset, 0) for offset in committed.values()) < len(records)
-
-    set_min_insync_replicas(settings, entities, 1)
-    pipeline.worker("after", overrides).wait_ready()
-    # Records delivered before the kill come again: at-least-once, so no order check here.
-    events, _ = collect(pipeline, ordered=False)
-    check_events(records, events, exactly_once=False)

@@ -1,4 +1,5 @@
-"""A broker outage mid-stream: deliveries fail temporarily, the worker waits it out.
+"""A broker outage mid-stream: deliveries fail temporarily, the worker waits it out. And a
+worker killed while the broker is frozen, with later batches inferred but unacknowledged.
 
 Runs its own broker (the session broker is shared by other tests), stops it for a few seconds
 while records flow, and starts it again on the same data.
@@ -6,6 +7,9 @@ while records flow, and starts it again on the same data.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from schemas.codecs import EntityEvent
 from streams.kafka import local as local_kafka
 from streams.settings import Settings, load_settings
 from tests.conftest import free_port
 from tests.integration.test_worker import check_events, produce_mix, read_all
-from tests.integration.worker_process import WorkerProcess, end_offsets, wait_committed_to_end
+from tests.integration.worker_process import (
+    WorkerProcess,
+    committed_offsets,
+    end_offsets,
+    wait_committed_to_end,
+)
 from tests.records import mixed_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -83,3 +93,73 @@ def test_the_worker_rides_out_a_broker_outage_and_loses_nothing(
         check_events(records, events, exactly_once=False)  # type: ignore[arg-type]
     finally:
         assert worker.stop() == 0, worker.log_tail()
+
+
+def batches_in_flight(metrics: object) -> float:
+    assert isinstance(metrics, str)
+    found = re.search(r"^nerstream_batches_in_flight (\S+)$", metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_nothing(
+    own_broker: Settings, tmp_path: Path, serving_model_dir: Path
+) -> None:
+    """The broker is frozen (SIGSTOP) mid-stream, so no delivery report comes while the worker
+    keeps inferring what it already fetched; once three batches are in flight (the first
+    waiting for its acknowledgement, later ones inferred and produced behind it) the worker is
+    killed (SIGKILL, no shutdown code runs). Nothing may be committed ahead of its output, and
+    a fresh worker must produce an event for every record."""
+    settings = own_broker
+    records = list(mixed_records(400, seed=21))
+    produce_mix(settings, "records", records, [])
+    overrides = {
+        "model.model_dir": str(serving_model_dir),
+        "worker.max_batch": "20",
+        "worker.max_in_flight_batches": "4",
+        "worker.session_timeout_s": "6",
+    }
+    doomed = WorkerProcess(
+        settings, tmp_path / "doomed.log", overrides={**overrides, "worker.worker_id": "doomed"}
+    ).start()
+    doomed.wait_ready()
+    deadline = time.monotonic() + 120
+    while sum(end_offsets(settings, "entities", 2).values()) < 20:
+        assert time.monotonic() < deadline, doomed.log_tail()
+        time.sleep(0.05)
+    broker = local_kafka.status(settings).pid
+    assert broker is not None
+    os.kill(broker, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 120
+        while batches_in_flight(doomed.get("/metrics")[1]) < 3:
+            doomed.assert_running()
+            assert time.monotonic() < deadline, doomed.log_tail()
+            time.sleep(0.05)
+        doomed.kill()
+    finally:
+        os.kill(broker, signal.SIGCONT)
+
+    # Whatever was committed before the kill, every offset below it has its event.
+    committed = committed_offsets(settings, "ner", end_offsets(settings, "records", 2))
+    delivered: dict[int, set[int]] = {0: set(), 1: set()}
+    for output in read_all(settings, "entities", 2):
+        assert isinstance(output.value, EntityEvent)
+        delivered[output.value.input.partition].add(output.value.input.offset)
+    for (_, partition), offset in committed.items():
+        missing = set(range(max(offset, 0))) - delivered[partition]
+        assert not missing, f"partition {partition} committed to {offset} without {missing}"
+    assert sum(len(offsets) for offsets in delivered.values()) < len(records), "killed mid-way"
+
+    after = WorkerProcess(
+        settings, tmp_path / "after.log", overrides={**overrides, "worker.worker_id": "after"}
+    ).start()
+    try:
+        after.wait_ready()
+        committed = wait_committed_to_end(settings, "ner", "records", 2, timeout_s=300)
+        assert committed == end_offsets(settings, "records", 2), after.log_tail()
+        # Records delivered before the kill come again: at-least-once.
+        events = [out.value for out in read_all(settings, "entities", 2)]
+        check_events(records, events, exactly_once=False)  # type: ignore[arg-type]
+    finally:
+        after.stop()
