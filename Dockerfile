@@ -34,7 +34,7 @@ RUN groupadd --system --gid 10001 nerstream \
     && mkdir -p /var/lib/nerstream \
     && chown 10001:10001 /var/lib/nerstream
 COPY --from=cpu-venv /opt/nerstream/venv /opt/nerstream/venv
-COPY models/msra-cnn-crf/ /opt/nerstream/model/
+COPY models/zh-cnn-crf/ /opt/nerstream/model/
 ENV PATH=/opt/nerstream/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -74,7 +74,7 @@ RUN apt-get update \
     && mkdir -p /var/lib/nerstream \
     && chown 10001:10001 /var/lib/nerstream
 COPY --from=gpu-venv /opt/nerstream/venv /opt/nerstream/venv
-COPY models/msra-cnn-crf/ /opt/nerstream/model/
+COPY models/zh-cnn-crf/ /opt/nerstream/model/
 ENV PATH=/opt/nerstream/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

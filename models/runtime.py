@@ -44,7 +44,7 @@ from models.text import merge_window_spans, normalize_all, windows
 log = logging.getLogger(__name__)
 
 #: The model shipped inside the package, used when no model directory is given.
-DEFAULT_MODEL = "msra-cnn-crf"
+DEFAULT_MODEL = "zh-cnn-crf"
 
 CPU_PROVIDER = "CPUExecutionProvider"
 GPU_PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}

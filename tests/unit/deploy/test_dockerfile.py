@@ -49,7 +49,7 @@ def test_runtime_stage_runs_as_non_root_with_model_and_healthcheck(name: str) ->
     assert users == ["10001:10001"]  # numeric, so runAsNonRoot can verify it
     env = " ".join(line for line in lines if line.startswith("ENV "))
     assert "NERSTREAM_MODEL_MODEL_DIR=/opt/nerstream/model" in env
-    assert "COPY models/msra-cnn-crf/ /opt/nerstream/model/" in lines
+    assert "COPY models/zh-cnn-crf/ /opt/nerstream/model/" in lines
     assert "NERSTREAM_WORKER_DATA_DIR=/var/lib/nerstream/worker" in env
     health = [line for line in lines if line.startswith("HEALTHCHECK")]
     assert len(health) == 1 and "/healthz" in health[0]
