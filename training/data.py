@@ -19,6 +19,8 @@ from models.text import normalize, normalize_all
 from training.augment import grouped_numbers, hospital_departments, mention_swaps, name_lists
 from training.config import TrainConfig
 from training.corpora import (
+    MSRA_SPLITS,
+    CorpusError,
     CorpusFormat,
     Example,
     add_spans,
@@ -28,7 +30,7 @@ from training.corpora import (
     split_dev,
     without_overlap,
 )
-from training.datasets import department_names, is_named_set, read_shared
+from training.datasets import SHARED_SETS, department_names, is_named_set, read_shared
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ def read_data(source: str | Path, corpus_format: CorpusFormat | None = None) -> 
     """A named data set (training.datasets), an MSRA split, or a corpus file."""
     if is_named_set(str(source)):
         return read_shared(str(source))
+    if str(source) not in MSRA_SPLITS and not Path(source).exists():
+        names = ", ".join([*MSRA_SPLITS, *SHARED_SETS])
+        raise CorpusError(f"{source}: no such file, nor a data set name ({names})")
     return read_corpus(source, corpus_format)
 
 

@@ -211,3 +211,10 @@ def test_resume_native_places_lose_their_trailing_person_character() -> None:
     example = Example("张伟，浙江杭州人，硕士", (Span(0, 2, "NAME"), Span(3, 8, "LOC")))
     mapped = LABEL_MAPS["resume"].apply(example)
     assert mentions(mapped) == [("张伟", "PER"), ("浙江杭州", "LOC")]
+
+
+def test_an_unknown_source_names_the_data_sets_there_are() -> None:
+    from training.data import read_data
+
+    with pytest.raises(CorpusError, match=r"nor a data set name .*msra-test.*weibo-dev"):
+        read_data("weibo-test")
