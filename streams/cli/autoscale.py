@@ -23,14 +23,14 @@ def cmd_autoscale(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.autoscale.policy import PolicyConfig
-    from streams.autoscale.simulate import compare, simulation_report
+    from streams.autoscale.simulate import compare, default_traces, simulation_report
 
     config = PolicyConfig.from_settings(settings.autoscale)
     results = compare(config)
     if args.output == "json":
         print(json.dumps([vars(r) for r in results], indent=2))
     else:
-        print(simulation_report(config, results, command=SIMULATE_COMMAND))
+        print(simulation_report(config, results, SIMULATE_COMMAND, traces=default_traces()))
     return EXIT_OK
 
 

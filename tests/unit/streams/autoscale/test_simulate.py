@@ -11,6 +11,8 @@ from streams.autoscale.simulate import (
     Trace,
     burst_trace,
     compare,
+    default_traces,
+    exact_fit_replica_minutes,
     keda_lag_threshold,
     sawtooth_trace,
     simulate,
@@ -29,7 +31,12 @@ def by_policy(trace: Trace) -> dict[str, Result]:
 
 def test_the_committed_table_is_what_the_command_prints() -> None:
     committed = (REPO_ROOT / "bench/results/autoscale_simulation.md").read_text()
-    assert committed.strip() == simulation_report(CONFIG, compare(CONFIG), SIMULATE_COMMAND).strip()
+    assert (
+        committed.strip()
+        == simulation_report(
+            CONFIG, compare(CONFIG), SIMULATE_COMMAND, traces=default_traces()
+        ).strip()
+    )
 
 
 def test_keda_threshold_is_one_replicas_work_over_the_drain_target() -> None:
@@ -53,6 +60,19 @@ def test_sawtooth_wait_under_target_and_fewer_replica_minutes_and_events() -> No
     assert keda.max_wait_s > CONFIG.drain_target_s
     assert ours.replica_minutes < keda.replica_minutes
     assert ours.scale_events < keda.scale_events
+    # Even a scaler that knows every second's arrivals and needs no start-up time spends more
+    # than 80 % of KEDA's replica-minutes here without letting a backlog build.
+    exact = exact_fit_replica_minutes(sawtooth_trace(), GroupModel())
+    assert exact <= ours.replica_minutes
+    assert exact > 0.8 * keda.replica_minutes
+
+
+def test_exact_fit_is_the_fewest_replicas_that_keep_up_each_second() -> None:
+    # 2,500 records/s needs 2.5 replicas' worth: 3 of 12 partitions' replicas (4 partitions each).
+    assert exact_fit_replica_minutes(Trace("flat", (2500.0,) * 120), GroupModel()) == 6
+    # 5 replicas work like 4 on 12 partitions, so 4,500/s needs 6.
+    assert exact_fit_replica_minutes(Trace("flat", (4500.0,) * 60), GroupModel()) == 6
+    assert exact_fit_replica_minutes(Trace("idle", (0.0,) * 60), GroupModel(), 1) == 1
 
 
 def test_no_traffic_no_scaling_and_one_replica_minute_per_minute() -> None:
