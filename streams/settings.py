@@ -351,6 +351,75 @@ class AutoscaleSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """``nerstream serve``: the HTTP API, its limits, auth and its dynamic batching (the model
+    is ``model.*``, as for the worker)."""
+
+    #: 127.0.0.1 unless deployed (the container image sets 0.0.0.0).
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Most texts (or records) in one request (413 above it).
+    max_texts: int = 256
+    #: Most characters in one text (413 above it).
+    max_text_chars: int = 10_000
+    #: Most characters in all texts of one request (413 above it).
+    max_request_chars: int = 200_000
+    #: Most bytes of one request body (413 above it).
+    max_body_bytes: int = 1_048_576
+    #: Requests admitted and not yet answered (waiting for or in a model call); one more is
+    #: refused with 429 rather than queued without bound.
+    max_pending_requests: int = 512
+    #: How long, in milliseconds, the first request waiting for the model waits for others to
+    #: join its model call once the model is free; 0 dispatches at once. Requests that arrive
+    #: while the model is busy join the next call anyway.
+    batch_window_ms: float = 2.0
+    #: Most texts in one model call.
+    max_batch: int = 256
+    #: Latency the adaptive batcher aims at (``worker.latency_target_ms``'s logic), in
+    #: milliseconds; 0: every call takes up to ``max_batch`` texts.
+    latency_target_ms: float = 50.0
+    #: Bearer token that ``/v1/*`` requires; empty (and no ``auth_token_file``): no auth.
+    auth_token: Secret = Secret("")
+    #: A file holding the bearer token (e.g. a mounted Kubernetes Secret); trailing whitespace
+    #: is ignored. Not together with ``auth_token``.
+    auth_token_file: str = ""
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError("serve.port must be a TCP port (1-65535)")
+        for name in (
+            "max_texts",
+            "max_text_chars",
+            "max_request_chars",
+            "max_body_bytes",
+            "max_pending_requests",
+            "max_batch",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"serve.{name} must be >= 1")
+        if self.batch_window_ms < 0:
+            raise SettingsError("serve.batch_window_ms must be >= 0")
+        if self.latency_target_ms < 0:
+            raise SettingsError("serve.latency_target_ms must be >= 0 (0: full batches)")
+        if self.auth_token and self.auth_token_file:
+            raise SettingsError("set serve.auth_token or serve.auth_token_file, not both")
+
+    def bearer_token(self) -> Secret | None:
+        """The token requests must bear, read from ``auth_token_file`` if set; None: no auth."""
+        if self.auth_token_file:
+            try:
+                token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(
+                    f"serve.auth_token_file: cannot read {self.auth_token_file}: {exc}"
+                ) from exc
+            if not token:
+                raise SettingsError(f"serve.auth_token_file: {self.auth_token_file} is empty")
+            return Secret(token)
+        return self.auth_token or None
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
@@ -358,6 +427,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     local: LocalKafkaSettings = field(default_factory=LocalKafkaSettings)
     autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def validate(self) -> Settings:
         for section in dataclasses.fields(self):
