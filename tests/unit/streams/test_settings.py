@@ -15,6 +15,8 @@ def test_defaults_are_valid_and_loopback() -> None:
     settings = load_settings(env={})
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert settings.worker.web_host == "127.0.0.1"
+    assert settings.serve.host == "127.0.0.1"
+    assert settings.serve.bearer_token() is None
     assert settings.topics.all[-2:] == (settings.topics.entities, settings.topics.dead_letter)
 
 
@@ -64,6 +66,10 @@ def test_overrides_beat_environment_and_none_is_ignored() -> None:
         ({"worker.max_batch": "many"}, "cannot read 'many' as int"),
         ({"model.precision": "fp8"}, "model.precision"),
         ({"worker.nope": "1"}, "unknown setting"),
+        ({"serve.port": "0"}, "serve.port"),
+        ({"serve.max_texts": "0"}, "serve.max_texts"),
+        ({"serve.batch_window_ms": "-1"}, "serve.batch_window_ms"),
+        ({"serve.auth_token": "t", "serve.auth_token_file": "/f"}, "not both"),
     ],
 )
 def test_invalid_values_are_rejected_at_load(overrides: dict[str, str], message: str) -> None:
@@ -106,3 +112,22 @@ def test_describe_lists_every_section_as_text() -> None:
     assert set(described) == {f.name for f in dataclasses.fields(Settings)}
     assert described["topics"]["inputs"] == "nerstream.records.news,nerstream.records.medical"
     assert all(isinstance(v, str) for section in described.values() for v in section.values())
+
+
+def test_serve_bearer_token_from_setting_or_file_stays_secret(tmp_path: Path) -> None:
+    from_setting = load_settings({"serve.auth_token": "s3cret"}, env={}).serve
+    token = from_setting.bearer_token()
+    assert isinstance(token, Secret)
+    assert token.reveal() == "s3cret"
+    assert "s3cret" not in str(load_settings({"serve.auth_token": "s3cret"}, env={}).describe())
+    path = tmp_path / "token"
+    path.write_text("from-file\n")
+    from_file = load_settings({"serve.auth_token_file": str(path)}, env={}).serve.bearer_token()
+    assert from_file is not None
+    assert from_file.reveal() == "from-file"
+    path.write_text("  \n")
+    with pytest.raises(SettingsError, match="is empty"):
+        load_settings({"serve.auth_token_file": str(path)}, env={}).serve.bearer_token()
+    missing = load_settings({"serve.auth_token_file": str(tmp_path / "nope")}, env={}).serve
+    with pytest.raises(SettingsError, match="cannot read"):
+        missing.bearer_token()
