@@ -8,7 +8,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.serve.dispatcher import Dispatcher
+from schemas.codecs import EntitySpan
+from streams.serve.dispatcher import Dispatcher, TextResult
 from streams.serve.metrics import ServeMetrics
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
 from streams.worker.pipeline import InferenceError
@@ -42,6 +43,11 @@ class FakeModel:
         ]
 
 
+def spans(result: TextResult) -> list[EntitySpan]:
+    assert not isinstance(result, InferenceError)
+    return result
+
+
 def dispatcher(model: FakeModel, window_s: float, max_batch: int = 256) -> Dispatcher:
     batcher = AdaptiveBatcher(BatchLimits(max_batch=max_batch, latency_target_s=0))
     return Dispatcher(model.predict, batcher, window_s, ServeMetrics())
@@ -50,7 +56,7 @@ def dispatcher(model: FakeModel, window_s: float, max_batch: int = 256) -> Dispa
 def test_requests_within_the_window_share_one_call_and_are_split_back() -> None:
     model = FakeModel()
 
-    async def scenario() -> list[list[object]]:
+    async def scenario() -> list[list[TextResult]]:
         serving = dispatcher(model, window_s=0.2)
         serving.start()
         try:
@@ -64,9 +70,9 @@ def test_requests_within_the_window_share_one_call_and_are_split_back() -> None:
 
     first, second, third = asyncio.run(scenario())
     assert model.calls == [["aX", "b", "XX", "c"]]
-    assert [(s.text, s.start, s.end) for s in first[0]] == [("X", 1, 2)]  # type: ignore[union-attr]
+    assert [(s.text, s.start, s.end) for s in spans(first[0])] == [("X", 1, 2)]
     assert second[0] == []
-    assert [(s.start, s.end) for s in second[1]] == [(0, 1), (1, 2)]  # type: ignore[union-attr]
+    assert [(s.start, s.end) for s in spans(second[1])] == [(0, 1), (1, 2)]
     assert third == [[]]
 
 
@@ -95,7 +101,7 @@ def test_requests_arriving_during_a_call_join_the_next_one() -> None:
 def test_a_failing_text_fails_alone() -> None:
     model = FakeModel()
 
-    async def scenario() -> list[list[object]]:
+    async def scenario() -> list[list[TextResult]]:
         serving = dispatcher(model, window_s=0.2)
         serving.start()
         try:
@@ -104,7 +110,7 @@ def test_a_failing_text_fails_alone() -> None:
             await serving.stop()
 
     good, bad = asyncio.run(scenario())
-    assert len(good[0]) == 1  # type: ignore[arg-type]
+    assert len(spans(good[0])) == 1
     assert isinstance(bad[0], InferenceError)
     # The merged call failed, then each text was retried alone.
     assert model.calls == [["X", "boom"], ["X"], ["boom"]]
