@@ -5,7 +5,8 @@
 # Both: non-root (uid 10001), nothing written outside /var/lib/nerstream and /tmp (so a
 # read-only root filesystem works), the shipped model baked in at /opt/nerstream/model (mount
 # another model directory there, or point NERSTREAM_MODEL_MODEL_DIR elsewhere), `nerstream worker`
-# by default (`nerstream autoscale` with the same image), and a HEALTHCHECK on /healthz.
+# by default (`nerstream serve` and `nerstream autoscale` with the same image: `docker run IMAGE
+# serve`), and a HEALTHCHECK on /healthz.
 # Bases are pinned to exact versions; CI lints this file with hadolint and tests its invariants.
 
 # --- build: the nerstream wheel and the requirement lists -------------------------------------
@@ -43,12 +44,14 @@ ENV PATH=/opt/nerstream/venv/bin:$PATH \
     XDG_DATA_HOME=/var/lib/nerstream \
     NERSTREAM_MODEL_MODEL_DIR=/opt/nerstream/model \
     NERSTREAM_WORKER_DATA_DIR=/var/lib/nerstream/worker \
-    NERSTREAM_WORKER_WEB_HOST=0.0.0.0
+    NERSTREAM_WORKER_WEB_HOST=0.0.0.0 \
+    NERSTREAM_SERVE_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /var/lib/nerstream
-EXPOSE 6066
+EXPOSE 6066 8080
+# Healthy when /healthz answers on the worker's port or on serve's (whichever command runs).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NERSTREAM_WORKER_WEB_PORT', '6066'), timeout=4)"]
+    CMD ["python", "-c", "import os, sys, urllib.request\nfor port in (os.environ.get('NERSTREAM_WORKER_WEB_PORT', '6066'), os.environ.get('NERSTREAM_SERVE_PORT', '8080')):\n    try:\n        urllib.request.urlopen('http://127.0.0.1:%s/healthz' % port, timeout=2)\n        sys.exit(0)\n    except OSError:\n        pass\nsys.exit(1)"]
 ENTRYPOINT ["nerstream"]
 CMD ["worker"]
 
@@ -84,11 +87,13 @@ ENV PATH=/opt/nerstream/venv/bin:$PATH \
     NERSTREAM_MODEL_MODEL_DIR=/opt/nerstream/model \
     NERSTREAM_MODEL_PROVIDER=cuda \
     NERSTREAM_WORKER_DATA_DIR=/var/lib/nerstream/worker \
-    NERSTREAM_WORKER_WEB_HOST=0.0.0.0
+    NERSTREAM_WORKER_WEB_HOST=0.0.0.0 \
+    NERSTREAM_SERVE_HOST=0.0.0.0
 USER 10001:10001
 WORKDIR /var/lib/nerstream
-EXPOSE 6066
+EXPOSE 6066 8080
+# Healthy when /healthz answers on the worker's port or on serve's (whichever command runs).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NERSTREAM_WORKER_WEB_PORT', '6066'), timeout=4)"]
+    CMD ["python", "-c", "import os, sys, urllib.request\nfor port in (os.environ.get('NERSTREAM_WORKER_WEB_PORT', '6066'), os.environ.get('NERSTREAM_SERVE_PORT', '8080')):\n    try:\n        urllib.request.urlopen('http://127.0.0.1:%s/healthz' % port, timeout=2)\n        sys.exit(0)\n    except OSError:\n        pass\nsys.exit(1)"]
 ENTRYPOINT ["nerstream"]
 CMD ["worker"]

@@ -91,9 +91,9 @@ class ServeProcess:
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return Reply(response.status, response.headers, response.read())
+                return Reply(response.status, dict(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
-            return Reply(error.code, error.headers, error.read())
+            return Reply(error.code, dict(error.headers.items()), error.read())
         except (urllib.error.URLError, ConnectionError):
             return Reply(0, {}, b"")
 

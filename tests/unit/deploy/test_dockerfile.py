@@ -55,6 +55,10 @@ def test_runtime_stage_runs_as_non_root_with_model_and_healthcheck(name: str) ->
     assert len(health) == 1 and "/healthz" in health[0]
     assert 'ENTRYPOINT ["nerstream"]' in lines
     assert 'CMD ["worker"]' in lines
+    # `docker run IMAGE serve` listens beyond the container's loopback, on an exposed port.
+    assert "NERSTREAM_SERVE_HOST=0.0.0.0" in env
+    assert "EXPOSE 6066 8080" in lines
+    assert "NERSTREAM_SERVE_PORT" in health[0]
 
 
 def test_gpu_image_uses_the_cuda_runtime_and_onnxruntime_gpu() -> None:

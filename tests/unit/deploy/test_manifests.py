@@ -115,3 +115,25 @@ def test_compose_publishes_on_loopback_only_and_has_every_service() -> None:
         "nerstream_records_dead_lettered_total",
     ):
         assert metric in text
+
+
+def test_serve_deployment_is_restricted_probed_and_outlasts_its_drain() -> None:
+    from streams.serve.server import SHUTDOWN_TIMEOUT_S
+
+    manifests = {d["kind"]: d for d in docs(K8S / "base/serve.yaml")}
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["serve"]
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] > SHUTDOWN_TIMEOUT_S
+    port = load_settings(env={}).serve.port
+    assert container["ports"][0]["containerPort"] == port
+    assert manifests["Service"]["spec"]["ports"][0]["port"] == port
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NERSTREAM_SERVE_HOST"]["value"] == "0.0.0.0"
+    token = env["NERSTREAM_SERVE_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["optional"] is True  # no Secret: no auth, inside the cluster only
+    assert "serve.yaml" in (K8S / "base/kustomization.yaml").read_text()
