@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.worker_throughput import model_only, progress
-from streams.cli.common import settings_overrides
 from streams.model_loader import load_model
 from streams.settings import Settings, load_settings
 from tests.conftest import REPO_ROOT, free_port
@@ -206,7 +205,7 @@ def http_runs(
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    settings = load_settings(settings_overrides(args))
+    settings = load_settings(dict(item.split("=", 1) for item in args.set or []))
     load_before = os.getloadavg()
     texts = [record.text for record in mixed_records(args.texts)]
     model = load_model(settings.model)

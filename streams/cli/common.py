@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from errors import EXIT_OK
+from errors import EXIT_OK, UsageError
 from streams.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from models.runtime import NerModel
 
 #: A command: parsed arguments and the effective settings in, exit code out. Failures are
 #: raised as ``errors.NerstreamError`` subclasses; ``streams.cli.main`` turns them into codes.
@@ -16,7 +19,15 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 #: What ``add_subparsers`` returns; each command module adds its parsers to it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-__all__ = ["EXIT_OK", "Handler", "Subparsers", "model_flags", "progress", "setting_flag"]
+__all__ = [
+    "EXIT_OK",
+    "Handler",
+    "Subparsers",
+    "load_served_model",
+    "model_flags",
+    "progress",
+    "setting_flag",
+]
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -54,6 +65,18 @@ def model_flags(parser: argparse.ArgumentParser, *, threads: bool = True) -> Non
     setting_flag(parser, "--precision", "model.precision", "auto, int8, fp32 or fp16")
     if threads:
         setting_flag(parser, "--threads", "model.threads", "ONNX Runtime intra-op threads")
+
+
+def load_served_model(settings: Settings) -> NerModel:
+    """The model a long-running server (worker, serve) serves. Its directory is configuration
+    there: one that cannot be loaded refuses the start (exit 2)."""
+    from models.manifest import ModelError
+    from streams.model_loader import load_model
+
+    try:
+        return load_model(settings.model)
+    except ModelError as exc:
+        raise UsageError(f"cannot load the model: {exc}") from exc
 
 
 def progress(message: str) -> None:

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from errors import EXIT_OK, UsageError
-from streams.cli.common import Subparsers, model_flags, setting_flag
+from errors import EXIT_OK
+from streams.cli.common import Subparsers, load_served_model, model_flags, setting_flag
 from streams.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from models.manifest import ModelError
-    from streams.model_loader import load_model
     from streams.serve.server import run_server
 
+    # The token first: a missing token file fails before the model loads.
     token = settings.serve.bearer_token()
-    try:
-        model = load_model(settings.model)
-    except ModelError as exc:
-        # As for the worker, the model directory is configuration: refuse to start (exit 2).
-        raise UsageError(f"cannot load the model: {exc}") from exc
-    run_server(settings, model, token)
+    run_server(settings, load_served_model(settings), token)
     return EXIT_OK
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from errors import EXIT_OK, UsageError
-from streams.cli.common import Subparsers, model_flags, setting_flag
+from errors import EXIT_OK
+from streams.cli.common import Subparsers, load_served_model, model_flags, setting_flag
 from streams.settings import Settings
 
 # --- settings ----------------------------------------------------------------------------------
@@ -47,19 +47,12 @@ def add_passthrough(sub: Subparsers) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from models.manifest import ModelError
-    from streams.model_loader import load_model
     from streams.worker.agents import run_worker
     from streams.worker.logs import use_json_logs
 
     if settings.worker.log_format == "json":
         use_json_logs()
-    try:
-        model = load_model(settings.model)
-    except ModelError as exc:
-        # For the worker the model directory is configuration: refuse to start (exit 2).
-        raise UsageError(f"cannot load the model: {exc}") from exc
-    run_worker(settings, model)
+    run_worker(settings, load_served_model(settings))
     return EXIT_OK
 
 

@@ -176,6 +176,13 @@ class ServeApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+            stats = self.dispatcher.stats
+            logger.info(
+                "stopped: %d requests (%d texts) answered in %d model calls",
+                stats.requests,
+                stats.texts,
+                stats.calls,
+            )
 
     # --- every request ------------------------------------------------------------------------
 
