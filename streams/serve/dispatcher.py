@@ -1,9 +1,5 @@
-"""Merging concurrent requests into model calls, on the event loop; the model runs on one
-inference thread so the loop keeps answering meanwhile. The rules are :mod:`.coalesce`'s.
-
-Texts go through :func:`streams.worker.pipeline.infer`, the worker's path from predictions to
-entity spans: the same offsets, the same checks, and a failed call retried text by text so that
-only the text that fails gets the error.
+"""Merging concurrent requests into model calls, on the event loop, by :mod:`.coalesce`'s
+rules; each call runs off the loop (:mod:`.inference`), so the loop keeps answering meanwhile.
 """
 
 from __future__ import annotations
@@ -14,19 +10,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from schemas.codecs import EntitySpan
 from streams.serve.coalesce import dispatch_delay, requests_for_call, split
+from streams.serve.inference import TextResult, ThreadInference
 from streams.serve.metrics import ServeMetrics
 from streams.worker.batching import AdaptiveBatcher
-from streams.worker.pipeline import InferenceError, Predict, infer
 
 logger = logging.getLogger(__name__)
-
-#: Per text: its entity spans, or why the model could not tag it.
-TextResult = list[EntitySpan] | InferenceError
 
 
 @dataclass(eq=False)
@@ -50,13 +41,13 @@ class Dispatcher:
 
     def __init__(
         self,
-        predict: Predict,
+        inference: ThreadInference,
         batcher: AdaptiveBatcher,
         window_s: float,
         metrics: ServeMetrics,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.predict = predict
+        self.inference = inference
         self.batcher = batcher
         self.window_s = window_s
         self.metrics = metrics
@@ -65,21 +56,18 @@ class Dispatcher:
         self._waiting: deque[_Waiting] = deque()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # One thread: calls are serialized; the model's own intra-op threads (model.threads)
-        # do the parallel work.
-        self._inference = ThreadPoolExecutor(1, thread_name_prefix="nerstream-infer")
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="nerstream-dispatch")
 
     async def stop(self) -> None:
-        """Cancel the loop (after the server stopped taking requests) and free the thread."""
+        """Cancel the loop (after the server stopped taking requests) and close the model."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for waiting in self._waiting:
             waiting.result.cancel()
-        self._inference.shutdown(wait=True)
+        self.inference.close()
 
     async def submit(self, texts: list[str]) -> list[TextResult]:
         """The results of ``texts``, in order, once a model call that took them is done."""
@@ -120,9 +108,8 @@ class Dispatcher:
         try:
             texts = [text for waiting in call for text in waiting.texts]
             units = self.batcher.units([len(text) for text in texts])
-            loop = asyncio.get_running_loop()
             started = self.clock()
-            results, _ = await loop.run_in_executor(self._inference, infer, texts, self.predict)
+            results = await self.inference.run(texts)
             seconds = self.clock() - started
         except asyncio.CancelledError:
             for waiting in call:

@@ -39,6 +39,7 @@ from streams.serve.api import (
     unauthorized,
 )
 from streams.serve.dispatcher import Dispatcher
+from streams.serve.inference import ThreadInference
 from streams.serve.metrics import ServeMetrics
 from streams.settings import Secret, Settings
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
@@ -125,7 +126,7 @@ class ServeApp:
 
     async def _on_startup(self, app: web.Application) -> None:
         self.dispatcher = Dispatcher(
-            self.model.predict,
+            ThreadInference(self.model.predict),
             self.batcher,
             self.settings.serve.batch_window_ms / 1000,
             self.metrics,

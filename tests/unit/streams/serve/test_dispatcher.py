@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.codecs import EntitySpan
-from streams.serve.dispatcher import Dispatcher, TextResult
+from streams.serve.dispatcher import Dispatcher
+from streams.serve.inference import TextResult, ThreadInference
 from streams.serve.metrics import ServeMetrics
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
 from streams.worker.pipeline import InferenceError
@@ -50,7 +51,7 @@ def spans(result: TextResult) -> list[EntitySpan]:
 
 def dispatcher(model: FakeModel, window_s: float, max_batch: int = 256) -> Dispatcher:
     batcher = AdaptiveBatcher(BatchLimits(max_batch=max_batch, latency_target_s=0))
-    return Dispatcher(model.predict, batcher, window_s, ServeMetrics())
+    return Dispatcher(ThreadInference(model.predict), batcher, window_s, ServeMetrics())
 
 
 def test_requests_within_the_window_share_one_call_and_are_split_back() -> None:
