@@ -7,14 +7,17 @@
 Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``).
 
 1. Model only: ``NerModel.predict`` over the texts in calls of ``serve.max_batch`` texts, in
-   this process (the rate dynamic batching can reach at best), and in calls of one text (what
-   a server without batching could reach); measured before and after the HTTP runs, averaged.
+   this process (the rate dynamic batching can reach at best), measured before and after each
+   client count's run (while the server idles; the load drifts, so each run is compared with
+   the two measurements around it); and in calls of one text (what a server without batching
+   could reach), at the start and the end.
 2. A real ``nerstream serve`` process (free loopback port, the same settings) is started and
    warmed up; then for each client count, ``wrk`` (one thread, keep-alive connections) sends
    ``POST /v1/entities`` bodies ``{"texts": [one text]}``, cycling over the texts, for
    ``--seconds``. Requests/s, p50/p90/p99 latency and errors come from wrk; the mean texts per
-   model call from the server's ``/metrics``. wrk runs on the same (2-core) machine and takes
-   CPU from the server: the figures include that.
+   model call from the server's ``/metrics``; after each run, the model alone in calls of that
+   many texts (what is left of the gap is HTTP and sharing the CPUs). wrk runs on the same
+   (2-core) machine and takes CPU from the server: the figures include that.
 3. The targets: at 64 clients texts/s >= 0.6 x model only (batched); p99 <= 50 ms at 8 clients.
 
 Writes ``bench/results/serve.json`` and ``serve.md`` with the machine's load average before and
@@ -41,12 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.worker_throughput import model_only, progress
+from models.runtime import NerModel
 from streams.model_loader import load_model
 from streams.settings import Settings, load_settings
 from tests.conftest import REPO_ROOT, free_port
 from tests.records import mixed_records
 
 RESULTS = Path(__file__).parent / "results" / "serve.json"
+#: Texts of the model-alone measurements in small calls (one text per call is slow).
+SAME_CALL_TEXTS = 300
 #: The targets of issue 16.
 TARGET_RATIO_AT = 64
 TARGET_RATIO = 0.6
@@ -150,8 +156,18 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: float = 18
 
 
 def http_runs(
-    settings: Settings, texts: list[str], clients: list[int], seconds: float, work_dir: Path
+    settings: Settings,
+    texts: list[str],
+    *,
+    clients: list[int],
+    seconds: float,
+    work_dir: Path,
+    model: NerModel,
 ) -> list[dict[str, Any]]:
+    """One wrk run per client count, each between two measurements of the model alone (the
+    load drifts: each run is compared with the model measured right around it), and after it
+    the model alone in calls of the size the server made."""
+    max_batch = settings.serve.max_batch
     script = work_dir / "bodies.lua"
     script.write_text(wrk_script(texts), encoding="utf-8")
     port = free_port()
@@ -163,6 +179,7 @@ def http_runs(
         wait_ready(base, server)
         progress("server ready; warming up (3 s at 8 clients)")
         run_wrk(url, script, 8, 3)
+        model_before = model_only(model, texts, max_batch)
         for count in clients:
             before = scrape(base)
             summary = run_wrk(url, script, count, seconds)
@@ -173,6 +190,11 @@ def http_runs(
                 for key in ("connect_errors", "read_errors", "write_errors", "status_errors")
             )
             rate = summary["requests"] / (summary["duration_us"] / 1e6)
+            model_after = model_only(model, texts, max_batch)
+            model_around = (model_before + model_after) / 2
+            texts_per_call = (after["texts"] - before["texts"]) / calls if calls else 1.0
+            call_size = max(round(texts_per_call), 1)
+            same_calls = model_only(model, texts[:SAME_CALL_TEXTS], call_size)
             run = {
                 "clients": count,
                 "requests": summary["requests"],
@@ -182,15 +204,24 @@ def http_runs(
                 "p90_ms": round(summary["p90_us"] / 1000, 2),
                 "p99_ms": round(summary["p99_us"] / 1000, 2),
                 "max_ms": round(summary["max_us"] / 1000, 2),
-                "mean_texts_per_model_call": round((after["texts"] - before["texts"]) / calls, 2)
-                if calls
-                else None,
+                "mean_texts_per_model_call": round(texts_per_call, 2),
+                "model_only_before_and_after_texts_per_s": [
+                    round(model_before, 1),
+                    round(model_after, 1),
+                ],
+                "ratio_to_model_only": round(rate / model_around, 3),
+                # The model alone in calls as small as the server's: the share of the gap that
+                # is the call size, not HTTP.
+                "model_only_in_calls_of_that_size_texts_per_s": round(same_calls, 1),
+                "ratio_to_model_only_in_calls_of_that_size": round(rate / same_calls, 3),
             }
+            model_before = model_after
             runs.append(run)
             progress(
-                f"{count} clients: {run['texts_per_s']:.0f} texts/s, p50 {run['p50_ms']} ms, "
-                f"p99 {run['p99_ms']} ms, {run['mean_texts_per_model_call']} texts/call, "
-                f"{run['errors']} errors"
+                f"{count} clients: {run['texts_per_s']:.0f} texts/s "
+                f"({run['ratio_to_model_only']} x model only), p50 {run['p50_ms']} ms, "
+                f"p99 {run['p99_ms']} ms, {run['mean_texts_per_model_call']} texts/call "
+                f"(model alone in such calls: {same_calls:.0f} texts/s), {run['errors']} errors"
             )
     finally:
         server.send_signal(signal.SIGTERM)
@@ -211,16 +242,20 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     model = load_model(settings.model)
     max_batch = settings.serve.max_batch
     progress(f"model {model.manifest.name} {model.manifest.version} on {model.provider}")
-    batched = [model_only(model, texts, max_batch)]
-    single = [model_only(model, texts[: args.texts // 4], 1)]
-    progress(f"model only: {batched[0]:.0f} texts/s batched, {single[0]:.0f} texts/s one by one")
-    runs = http_runs(settings, texts, args.clients, args.seconds, work_dir)
-    batched.append(model_only(model, texts, max_batch))
-    single.append(model_only(model, texts[: args.texts // 4], 1))
-    progress(f"model only again: {batched[1]:.0f} batched, {single[1]:.0f} one by one")
-    model_rps = sum(batched) / 2
-    for item in runs:
-        item["ratio_to_model_only"] = round(item["texts_per_s"] / model_rps, 3)
+    single = [model_only(model, texts[:SAME_CALL_TEXTS], 1)]
+    runs = http_runs(
+        settings,
+        texts,
+        clients=args.clients,
+        seconds=args.seconds,
+        work_dir=work_dir,
+        model=model,
+    )
+    single.append(model_only(model, texts[:SAME_CALL_TEXTS], 1))
+    batched = [runs[0]["model_only_before_and_after_texts_per_s"][0]] + [
+        run["model_only_before_and_after_texts_per_s"][1] for run in runs
+    ]
+    model_rps = sum(batched) / len(batched)
     by_clients = {item["clients"]: item for item in runs}
     targets = {}
     if TARGET_RATIO_AT in by_clients:
@@ -259,7 +294,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             "latency_target_ms": settings.serve.latency_target_ms,
         },
         "model_only_texts_per_s": round(model_rps, 1),
-        "model_only_before_and_after_texts_per_s": [round(x, 1) for x in batched],
+        "model_only_measurements_texts_per_s": [round(x, 1) for x in batched],
         "model_only_one_text_per_call_texts_per_s": round(sum(single) / 2, 1),
         "http": runs,
         "targets": targets,
@@ -292,18 +327,21 @@ def markdown(result: dict[str, Any]) -> str:
         f"{machine['load_average_1_5_15_after']} after: read every figure with it.",
         "",
         f"Model only, same run: **{result['model_only_texts_per_s']} texts/s** in calls of "
-        f"{serve['max_batch']} (before/after {result['model_only_before_and_after_texts_per_s']}),"
-        f" {result['model_only_one_text_per_call_texts_per_s']} texts/s one text per call.",
+        f"{serve['max_batch']} (mean of {result['model_only_measurements_texts_per_s']}, taken "
+        "before and after each client count; each ratio below is against the two around its "
+        f"run), {result['model_only_one_text_per_call_texts_per_s']} texts/s one text per call.",
         "",
         "| clients | texts/s | x model only | p50 ms | p90 ms | p99 ms | texts per model call "
-        "| errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model alone in calls that size, texts/s | x that | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in result["http"]:
         lines.append(
             f"| {item['clients']} | {item['texts_per_s']} | {item['ratio_to_model_only']} | "
             f"{item['p50_ms']} | {item['p90_ms']} | {item['p99_ms']} | "
-            f"{item['mean_texts_per_model_call']} | {item['errors']} |"
+            f"{item['mean_texts_per_model_call']} | "
+            f"{item['model_only_in_calls_of_that_size_texts_per_s']} | "
+            f"{item['ratio_to_model_only_in_calls_of_that_size']} | {item['errors']} |"
         )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for name, target in result["targets"].items():
