@@ -128,14 +128,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """A server with a bearer token (from a file) that admits one pending request at a time
-    and holds it for its 3 s batch window."""
+    and holds it for its 5 s batch window (time enough to be seen pending on a loaded machine)."""
     directory = tmp_path_factory.mktemp("guarded")
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
     overrides = {
         "serve.auth_token_file": str(token_file),
         "serve.max_pending_requests": "1",
-        "serve.batch_window_ms": "3000",
+        "serve.batch_window_ms": "5000",
     }
     serving = ServeProcess(directory / "serve.log", overrides).start()
     yield serving
@@ -373,7 +373,7 @@ def test_one_request_over_max_pending_is_429(guarded: ServeProcess) -> None:
     holder = threading.Thread(target=lambda: first.append(guarded.post({"texts": [TEXT]}, auth)))
     holder.start()
     deadline = time.monotonic() + 60
-    # The first request waits out the 3 s batch window: it is pending meanwhile.
+    # The first request waits out the 5 s batch window: it is pending meanwhile.
     while guarded.call("GET", "/healthz").json()["pending"] != 1:
         assert time.monotonic() < deadline, "the first request never became pending"
         time.sleep(0.05)
