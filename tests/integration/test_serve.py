@@ -22,6 +22,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from models.runtime import NerModel
+from streams.model_loader import load_model
+from streams.settings import load_settings
 from tests.conftest import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.integration
@@ -144,7 +146,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def model() -> NerModel:
-    return NerModel.load(None, provider="cpu")
+    """The model as the servers load it (the same default settings: the same provider and
+    precision on any machine)."""
+    return load_model(load_settings(env={}).model)
 
 
 def openapi_validator(served: ServeProcess, schema: str) -> Draft202012Validator:
