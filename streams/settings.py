@@ -313,7 +313,7 @@ class SchemaRegistrySettings:
     #: Base URL of the registry's Confluent API, e.g. ``http://127.0.0.1:8081/apis/ccompat/v7``
     #: (Apicurio) or ``http://registry:8081`` (Confluent). Empty: plain Avro, no registry.
     url: str = ""
-    #: HTTP basic authentication (Confluent Cloud: API key and secret).
+    #: HTTP basic authentication (Confluent Cloud: API key and secret); none without a username.
     username: str = ""
     password: Secret = Secret("")
     #: Subject names: ``topic`` (``<topic>-value``), ``record`` (the record's full name) or
@@ -350,8 +350,6 @@ class SchemaRegistrySettings:
                 f"schema_registry.compatibility must be empty or one of "
                 f"{list(COMPATIBILITY_LEVELS)}, got {self.compatibility!r}"
             )
-        if self.password and not self.username:
-            raise SettingsError("schema_registry.password is set without schema_registry.username")
         if self.timeout_s <= 0 or self.outage_timeout_s < 0:
             raise SettingsError(
                 "schema_registry.timeout_s must be > 0 and schema_registry.outage_timeout_s >= 0"

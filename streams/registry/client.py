@@ -121,7 +121,12 @@ class RegistryClient:
 
     def set_compatibility(self, subject: str, level: str) -> None:
         """Set ``subject``'s compatibility level (e.g. BACKWARD)."""
-        self._call("PUT", f"/config/{_quote(subject)}", {"compatibility": level})
+        try:
+            self._call("PUT", f"/config/{_quote(subject)}", {"compatibility": level})
+        except RegistryError as exc:
+            # Apicurio stores NONE as "no rule", and answers 404 for a subject without versions.
+            if not (level == "NONE" and exc.status == 404):
+                raise
 
     def compatibility(self, subject: str) -> str | None:
         """``subject``'s own compatibility level, or None when it has none of its own."""
