@@ -170,6 +170,8 @@ def _http_error(method: str, url: str, exc: urllib.error.HTTPError) -> Exception
         body = json.loads(exc.read() or b"{}")
     except (ValueError, OSError):
         body = {}
+    finally:
+        exc.close()
     error_code = int(body.get("error_code") or 0) if isinstance(body, dict) else 0
     detail = str(body.get("message", "") if isinstance(body, dict) else "")[:500]
     message = f"schema registry answered {exc.code} to {method} {url}: {detail or exc.reason}"

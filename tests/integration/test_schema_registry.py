@@ -98,10 +98,14 @@ def registry_mode(settings: Settings, url: str, **fields: Any) -> Settings:
     )
 
 
-def confluent_deserializer(url: str, reader_schema: str | None = None) -> AvroDeserializer:
-    """Confluent's own reader: writer schema by id from the registry, no nerstream code."""
+@contextmanager
+def confluent_client(url: str) -> Iterator[SchemaRegistryClient]:
+    """Confluent's own registry client, for its AvroDeserializer: no nerstream code."""
     client = SchemaRegistryClient({"url": url, "timeout": 10})
-    return AvroDeserializer(client, reader_schema)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
@@ -293,88 +297,105 @@ def test_worker_in_registry_mode(
         },
     ).start()
     try:
-        worker.wait_ready()
-        committed = wait_committed_to_end(
-            settings, settings.worker.group_id, records_topic, 1, PROCESS_TIMEOUT_S
-        )
-        assert committed == end_offsets(settings, records_topic, 1), worker.log_tail()
-
-        # Outputs are in the Confluent wire format under the ids of their subjects.
-        entity_id = client.lookup(f"{entities}-value", ENTITY_EVENT.schema_text)
-        letter_id = client.lookup(f"{dead_letter}-value", DEAD_LETTER.schema_text)
-        assert entity_id is not None and letter_id is not None
-        events = read_all(settings, entities)
-        letters = read_all(settings, dead_letter)
-        assert {value[:5] for _, value in events} == {frame(entity_id, b"")}
-        assert {value[:5] for _, value in letters} == {frame(letter_id, b"")}
-
-        # Confluent's AvroDeserializer (not nerstream's decoder) reads them.
-        read_event = confluent_deserializer(registry.url)
-        context = SerializationContext(entities, MessageField.VALUE)
-        decoded = [read_event(value, context) for _, value in events]
-        assert sorted(event["record_id"] for event in decoded) == sorted(
-            [*(record.id for record in records), "v0", "plain"]
-        )
-        v0_event = next(event for event in decoded if event["record_id"] == "v0")
-        assert v0_event["source"] == "other"  # the old writer had no source: the default
-        letter_context = SerializationContext(dead_letter, MessageField.VALUE)
-        read_letter = confluent_deserializer(registry.url)
-        codes = {
-            letter["input"]["offset"]: letter["error_code"]
-            for letter in (read_letter(value, letter_context) for _, value in letters)
-        }
-        assert sorted(codes.values()) == sorted(
-            ["UNKNOWN_SCHEMA_ID", "INCOMPATIBLE_SCHEMA", "DECODE_AVRO"]
-        )
-
-        # Evolution: the next EntityEvent (a defaulted field) is accepted under BACKWARD; a new
-        # consumer reads the worker's events with it, an old one (nerstream's consume, the
-        # current schema) reads events written with it.
-        next_id = client.register(f"{entities}-value", NEXT_ENTITY_EVENT)
-        read_new = confluent_deserializer(registry.url, NEXT_ENTITY_EVENT)
-        assert {read_new(value, context)["language"] for _, value in events} == {"zh"}
-        next_datum = {**ENTITY_EVENT.to_datum(decode_ours(settings, entities)[0]), "language": "ja"}
-        next_body = write_datum(parse_schema(json.loads(NEXT_ENTITY_EVENT)), next_datum)
-        send(settings, entities, [(b"next", frame(next_id, next_body))])
-        ours = decode_ours(settings, entities)
-        assert len(ours) == len(events) + 1
-        assert ours[-1].record_id == ours[0].record_id
-
-        # Outage: a writer schema the worker has not seen, while the registry is frozen. The
-        # record waits (nothing dead-lettered, nothing committed past it), then goes through.
-        newer_text = _with_field(
-            RECORD.schema_text, {"name": "lang", "type": "string", "default": ""}
-        )
-        newer_id = client.register(f"{kafka.prefix}.newer-value", newer_text)
-        newer_body = write_datum(
-            parse_schema(json.loads(newer_text)),
-            {
-                **RECORD.to_datum(
-                    InputRecord(id="late", text="王芳去了北京", created_at=CREATED_AT)
-                ),
-                "lang": "zh",
-            },
-        )
-        end_before = end_offsets(settings, records_topic, 1)
-        with frozen(registry):
-            send(settings, records_topic, [(b"late", frame(newer_id, newer_body))])
-            deadline = time.monotonic() + 60
-            while "schema registry unavailable, retrying" not in worker.log_tail(200):
-                assert time.monotonic() < deadline, worker.log_tail()
-                time.sleep(1)
-            worker.assert_running()
-            assert committed_offsets(settings, settings.worker.group_id, end_before) == end_before
-            assert len(read_all(settings, dead_letter)) == len(letters)
-        wait_committed_to_end(settings, settings.worker.group_id, records_topic, 1, 120)
-        assert len(read_all(settings, dead_letter)) == len(letters)
-        late = [
-            read_event(value, context)
-            for key, value in read_all(settings, entities)
-            if key == b"late"
-        ]
-        assert [event["record_id"] for event in late] == ["late"]
+        with confluent_client(registry.url) as confluent:
+            check_registry_mode(
+                settings,
+                registry=registry,
+                worker=worker,
+                confluent=confluent,
+                records=records,
+                prefix=kafka.prefix,
+            )
     finally:
         assert worker.stop() == 0, worker.log_tail()
+
+
+def check_registry_mode(
+    settings: Settings,
+    *,
+    registry: Registry,
+    worker: WorkerProcess,
+    confluent: SchemaRegistryClient,
+    records: list[InputRecord],
+    prefix: str,
+) -> None:
+    client = RegistryClient(settings.schema_registry)
+    records_topic = settings.topics.inputs[0]
+    entities, dead_letter = settings.topics.entities, settings.topics.dead_letter
+    worker.wait_ready()
+    committed = wait_committed_to_end(
+        settings, settings.worker.group_id, records_topic, 1, PROCESS_TIMEOUT_S
+    )
+    assert committed == end_offsets(settings, records_topic, 1), worker.log_tail()
+
+    # Outputs are in the Confluent wire format under the ids of their subjects.
+    entity_id = client.lookup(f"{entities}-value", ENTITY_EVENT.schema_text)
+    letter_id = client.lookup(f"{dead_letter}-value", DEAD_LETTER.schema_text)
+    assert entity_id is not None and letter_id is not None
+    events = read_all(settings, entities)
+    letters = read_all(settings, dead_letter)
+    assert {value[:5] for _, value in events} == {frame(entity_id, b"")}
+    assert {value[:5] for _, value in letters} == {frame(letter_id, b"")}
+
+    # Confluent's AvroDeserializer (not nerstream's decoder) reads them.
+    read_event = AvroDeserializer(confluent)
+    context = SerializationContext(entities, MessageField.VALUE)
+    decoded = [read_event(value, context) for _, value in events]
+    assert sorted(event["record_id"] for event in decoded) == sorted(
+        [*(record.id for record in records), "v0", "plain"]
+    )
+    v0_event = next(event for event in decoded if event["record_id"] == "v0")
+    assert v0_event["source"] == "other"  # the old writer had no source: the default
+    letter_context = SerializationContext(dead_letter, MessageField.VALUE)
+    read_letter = AvroDeserializer(confluent)
+    codes = {
+        letter["input"]["offset"]: letter["error_code"]
+        for letter in (read_letter(value, letter_context) for _, value in letters)
+    }
+    assert sorted(codes.values()) == sorted(
+        ["UNKNOWN_SCHEMA_ID", "INCOMPATIBLE_SCHEMA", "DECODE_AVRO"]
+    )
+
+    # Evolution: the next EntityEvent (a defaulted field) is accepted under BACKWARD; a new
+    # consumer reads the worker's events with it, an old one (nerstream's consume, the
+    # current schema) reads events written with it.
+    next_id = client.register(f"{entities}-value", NEXT_ENTITY_EVENT)
+    read_new = AvroDeserializer(confluent, NEXT_ENTITY_EVENT)
+    assert {read_new(value, context)["language"] for _, value in events} == {"zh"}
+    next_datum = {**ENTITY_EVENT.to_datum(decode_ours(settings, entities)[0]), "language": "ja"}
+    next_body = write_datum(parse_schema(json.loads(NEXT_ENTITY_EVENT)), next_datum)
+    send(settings, entities, [(b"next", frame(next_id, next_body))])
+    ours = decode_ours(settings, entities)
+    assert len(ours) == len(events) + 1
+    assert ours[-1].record_id == ours[0].record_id
+
+    # Outage: a writer schema the worker has not seen, while the registry is frozen. The
+    # record waits (nothing dead-lettered, nothing committed past it), then goes through.
+    newer_text = _with_field(RECORD.schema_text, {"name": "lang", "type": "string", "default": ""})
+    newer_id = client.register(f"{prefix}.newer-value", newer_text)
+    newer_body = write_datum(
+        parse_schema(json.loads(newer_text)),
+        {
+            **RECORD.to_datum(InputRecord(id="late", text="王芳去了北京", created_at=CREATED_AT)),
+            "lang": "zh",
+        },
+    )
+    end_before = end_offsets(settings, records_topic, 1)
+    with frozen(registry):
+        send(settings, records_topic, [(b"late", frame(newer_id, newer_body))])
+        deadline = time.monotonic() + 60
+        while "schema registry unavailable, retrying" not in worker.log_tail(200):
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(1)
+        worker.assert_running()
+        assert committed_offsets(settings, settings.worker.group_id, end_before) == end_before
+        assert len(read_all(settings, dead_letter)) == len(letters)
+    wait_committed_to_end(settings, settings.worker.group_id, records_topic, 1, 120)
+    assert len(read_all(settings, dead_letter)) == len(letters)
+    late = [
+        read_event(value, context) for key, value in read_all(settings, entities) if key == b"late"
+    ]
+    assert [event["record_id"] for event in late] == ["late"]
 
 
 def decode_ours(settings: Settings, topic: str) -> list[EntityEvent]:

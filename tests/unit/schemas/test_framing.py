@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.codecs import RECORD, InputRecord, Schema, decode_record, load_schema, write_datum
+from schemas.codecs import RECORD, InputRecord, decode_record, load_schema, write_datum
 from schemas.errors import DecodeError, ErrorCode
 from schemas.framing import (
+    Schema,
     WriterSchemaLookup,
     frame,
     is_framed,

@@ -266,7 +266,7 @@ def test_registry_mode_frames_outputs_and_reads_framed_inputs() -> None:
     plain = avro_message(0, "北京3")
     framed = dataclasses.replace(avro_message(1, "北京4"), value=frame(5, plain.value or b""))
     unknown = dataclasses.replace(plain, offset=2, value=frame(6, plain.value or b""))
-    result = run([plain, framed, unknown], **registry_mode({5: RECORD.schema}))
+    result = run([plain, framed, unknown], digits_model, **registry_mode({5: RECORD.schema}))
     assert [out.kind for out in result.outputs] == ["entities", "entities", "dead_letter"]
     for output in result.outputs[:2]:
         schema_id, body = unframe(output.value)
@@ -280,7 +280,7 @@ def test_registry_mode_frames_outputs_and_reads_framed_inputs() -> None:
 def test_registry_mode_counts_the_frame_in_the_output_size_limit() -> None:
     event = run([avro_message(0, "1")]).outputs[0]
     limit = len(event.value) + 4  # room for the plain event, not for the framed one
-    framed = run([avro_message(0, "1")], max_output_bytes=limit, **registry_mode({}))
+    framed = run([avro_message(0, "1")], digits_model, max_output_bytes=limit, **registry_mode({}))
     assert framed.outputs[0].error_code == ErrorCode.OUTPUT_TOO_LARGE
 
 
