@@ -370,8 +370,8 @@ def _format_storage(java: str, classpath: str, data_dir: Path, log: Log) -> None
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            new_cluster_id(),
+            # One argument: an id may start with "-" (1 in 32), which argparse takes for a flag.
+            f"--cluster-id={new_cluster_id()}",
             "--config",
             str(data_dir / _CONFIG_FILE),
         ],
