@@ -106,14 +106,14 @@ class RegistryClient:
     def check_compatibility(self, subject: str, schema: str) -> tuple[bool, str]:
         """Whether ``schema`` may be registered next under ``subject``, and the registry's reason.
 
-        A subject without versions accepts anything.
+        A subject without versions accepts anything (its reason says so).
         """
         path = f"/compatibility/subjects/{_quote(subject)}/versions/latest?verbose=true"
         try:
             body = self._call("POST", path, {"schema": schema})
         except RegistryError as exc:
             if exc.status == 404 and exc.error_code in (SUBJECT_NOT_FOUND, VERSION_NOT_FOUND):
-                return True, ""
+                return True, "the subject has no versions yet"
             raise
         messages = body.get("messages") or body.get("reason") or ""
         reason = "; ".join(messages) if isinstance(messages, list) else str(messages)

@@ -80,7 +80,7 @@ def register_schema(
     if found is None:
         compatible, reason = client.check_compatibility(subject, codec.schema_text)
         verdict = (
-            "it would be compatible with the latest version there"
+            f"the registry would accept it ({reason or 'compatible with the latest version'})"
             if compatible
             else f"it is not compatible with the latest version there ({reason or 'no reason'})"
         )
