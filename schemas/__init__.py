@@ -1,5 +1,6 @@
 """The Avro contract of the stream: ``record.avsc`` in, ``entity_event.avsc`` and
-``dead_letter.avsc`` out, and the codecs that turn their bytes into typed values."""
+``dead_letter.avsc`` out, the codecs that turn their bytes into typed values, and the Confluent
+wire format of registry mode (:mod:`schemas.framing`)."""
 
 from schemas.codecs import (
     CONTENT_TYPE_HEADER,

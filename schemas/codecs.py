@@ -2,9 +2,10 @@
 
 Wire format: every Kafka value nerstream reads or writes as Avro is the *schemaless* Avro binary
 encoding of one record, exactly what ``fastavro.schemaless_writer`` writes: no Object Container
-File header and no schema-registry framing. The Confluent framing (magic byte 0, then a 4-byte
-schema id) is not recognised on decode: a Record whose id is empty also starts with byte 0, and
-without a registry the schema id could not be resolved anyway.
+File header. In registry mode (``schema_registry.url`` set) that body is wrapped in the Confluent
+wire format (:mod:`schemas.framing`): outputs always, inputs when they start with magic byte 0,
+decoded with the writer schema the registry holds under their id. Without a registry a framed
+input is not recognised: a Record whose id is empty also starts with byte 0.
 
 Input records may also arrive as JSON; :func:`decode_record` picks the format from the message's
 ``content-type`` header, else from the topic's configured format, and validates the text. Every
@@ -28,11 +29,9 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 
 from schemas.errors import DecodeError, ErrorCode
+from schemas.framing import Schema, WriterSchemaLookup, is_framed, unframe
 
 SCHEMA_DIR = Path(__file__).parent
-#: A schema parsed by fastavro (a dict, with named types resolved).
-Schema = dict[str, Any]
-
 #: The Kafka header that names a message's format, e.g. ``application/json``.
 CONTENT_TYPE_HEADER = "content-type"
 #: Input formats a topic can be configured with.
@@ -68,12 +67,18 @@ def write_datum(schema: Schema, datum: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def read_datum(data: bytes, writer_schema: Schema, reader_schema: Schema | None = None) -> Any:
+def read_datum(
+    data: bytes,
+    writer_schema: Schema,
+    reader_schema: Schema | None = None,
+    mismatch_code: ErrorCode = ErrorCode.SCHEMA_MISMATCH,
+) -> Any:
     """Read schemaless Avro binary written with ``writer_schema``, resolved to ``reader_schema``.
 
     Schema resolution is Avro's: fields the writer lacks take the reader's defaults, fields the
     reader lacks are skipped, unknown enum symbols become the reader enum's default. All of
     ``data`` must be consumed: bytes left over mean it was written with another schema.
+    A writer schema that cannot be resolved to the reader's raises ``mismatch_code``.
     """
     name = (reader_schema or writer_schema)["name"]
     buffer = io.BytesIO(data)
@@ -81,7 +86,7 @@ def read_datum(data: bytes, writer_schema: Schema, reader_schema: Schema | None 
         datum = fastavro.schemaless_reader(buffer, writer_schema, reader_schema)
     except SchemaResolutionError as exc:
         raise DecodeError(
-            ErrorCode.SCHEMA_MISMATCH,
+            mismatch_code,
             f"writer schema cannot be read as {name}: {str(exc)[:200]}",
         ) from exc
     except Exception as exc:  # fastavro signals bad bytes with EOFError, IndexError, ...
@@ -119,6 +124,15 @@ def iso_millis(moment: datetime) -> str:
 T = TypeVar("T")
 
 
+def _load_codec(
+    file_name: str,
+    to_datum: Callable[[T], dict[str, Any]],
+    from_datum: Callable[[dict[str, Any]], T],
+) -> AvroCodec[T]:
+    text = (SCHEMA_DIR / file_name).read_text(encoding="utf-8")
+    return AvroCodec(parse_schema(json.loads(text)), to_datum, from_datum, text)
+
+
 @dataclass(frozen=True)
 class AvroCodec(Generic[T]):
     """One schema, parsed once, and the conversions between its datums and a dataclass."""
@@ -126,6 +140,8 @@ class AvroCodec(Generic[T]):
     schema: Schema
     to_datum: Callable[[T], dict[str, Any]]
     from_datum: Callable[[dict[str, Any]], T]
+    #: The schema as written in its ``.avsc`` file: what is registered in a schema registry.
+    schema_text: str = ""
 
     @property
     def name(self) -> str:
@@ -134,9 +150,23 @@ class AvroCodec(Generic[T]):
     def encode(self, value: T) -> bytes:
         return write_datum(self.schema, self.to_datum(value))
 
-    def decode(self, data: bytes, writer_schema: Schema | None = None) -> T:
+    def decode(
+        self,
+        data: bytes,
+        writer_schema: Schema | None = None,
+        mismatch_code: ErrorCode = ErrorCode.SCHEMA_MISMATCH,
+    ) -> T:
         """Decode bytes written with ``writer_schema`` (default: this schema, the current one)."""
-        return self.from_datum(read_datum(data, writer_schema or self.schema, self.schema))
+        datum = read_datum(data, writer_schema or self.schema, self.schema, mismatch_code)
+        return self.from_datum(datum)
+
+    def decode_framed(self, value: bytes, writer_schema: WriterSchemaLookup) -> T:
+        """Decode a value in the Confluent wire format, its writer schema looked up by id.
+
+        A writer schema that cannot be read as this one is INCOMPATIBLE_SCHEMA.
+        """
+        schema_id, body = unframe(value)
+        return self.decode(body, writer_schema(schema_id), ErrorCode.INCOMPATIBLE_SCHEMA)
 
 
 # --- Input record -----------------------------------------------------------------------------
@@ -173,7 +203,7 @@ def _record_from_datum(datum: dict[str, Any]) -> InputRecord:
     )
 
 
-RECORD = AvroCodec(load_schema(SCHEMA_DIR / "record.avsc"), _record_to_datum, _record_from_datum)
+RECORD = _load_codec("record.avsc", _record_to_datum, _record_from_datum)
 
 _SOURCE_FIELD = next(f for f in RECORD.schema["fields"] if f["name"] == "source")
 #: The source symbols the current schema knows, and the one unknown sources fall back to.
@@ -257,9 +287,7 @@ def _entity_event_from_datum(datum: dict[str, Any]) -> EntityEvent:
     )
 
 
-ENTITY_EVENT = AvroCodec(
-    load_schema(SCHEMA_DIR / "entity_event.avsc"), _entity_event_to_datum, _entity_event_from_datum
-)
+ENTITY_EVENT = _load_codec("entity_event.avsc", _entity_event_to_datum, _entity_event_from_datum)
 
 
 # --- Dead letter ------------------------------------------------------------------------------
@@ -307,9 +335,7 @@ def _dead_letter_from_datum(datum: dict[str, Any]) -> DeadLetter:
     )
 
 
-DEAD_LETTER = AvroCodec(
-    load_schema(SCHEMA_DIR / "dead_letter.avsc"), _dead_letter_to_datum, _dead_letter_from_datum
-)
+DEAD_LETTER = _load_codec("dead_letter.avsc", _dead_letter_to_datum, _dead_letter_from_datum)
 
 #: The Kafka header that names the Avro schema of an output value (entity event or dead
 #: letter), so readers pick the right codec; its values are the schemas' full names.
@@ -375,18 +401,26 @@ def record_format(content_type: str | None, default_format: str) -> str:
 
 
 def decode_record(
-    value: bytes | None, content_type: str | None, default_format: str, max_text_chars: int
+    value: bytes | None,
+    content_type: str | None,
+    default_format: str,
+    max_text_chars: int,
+    writer_schema: WriterSchemaLookup | None = None,
 ) -> InputRecord:
     """Decode and validate one input message value; raise DecodeError if it is unusable.
 
     ``content_type`` is the message's content-type header (None when absent); it wins over the
     topic's ``default_format``. The text must have a non-whitespace character and at most
-    ``max_text_chars`` code points.
+    ``max_text_chars`` code points. With a ``writer_schema`` lookup (registry mode), an Avro
+    value that starts with magic byte 0 is read in the Confluent wire format.
     """
     if not value:
         raise DecodeError(ErrorCode.EMPTY_VALUE, "the message has no value")
     if record_format(content_type, default_format) == "avro":
-        record = RECORD.decode(value)
+        if writer_schema is not None and is_framed(value):
+            record = RECORD.decode_framed(value, writer_schema)
+        else:
+            record = RECORD.decode(value)
     else:
         record = _record_from_json(value)
     return validate_record(record, max_text_chars)

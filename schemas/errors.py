@@ -20,6 +20,10 @@ class ErrorCode(StrEnum):
     MISSING_TEXT = "MISSING_TEXT"
     EMPTY_TEXT = "EMPTY_TEXT"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    #: Registry mode: the schema id of a framed value is not in the schema registry.
+    UNKNOWN_SCHEMA_ID = "UNKNOWN_SCHEMA_ID"
+    #: Registry mode: the writer schema of a framed value cannot be read as the current Record.
+    INCOMPATIBLE_SCHEMA = "INCOMPATIBLE_SCHEMA"
     #: The model failed on this record even when it was retried alone (set by the worker).
     INFERENCE_FAILED = "INFERENCE_FAILED"
     #: The record's entity event would exceed the largest message Kafka accepts (set by the worker).

@@ -24,6 +24,9 @@ ENV_PREFIX = "NERSTREAM_"
 
 #: The Apache Kafka version the local broker runs; the one place it is pinned.
 KAFKA_VERSION = "4.4.0"
+#: The Apicurio Registry version ``nerstream local up --registry`` runs (the last line that
+#: runs on Java 17); the one place it is pinned.
+APICURIO_VERSION = "2.6.13.Final"
 
 
 class SettingsError(UsageError, ValueError):
@@ -280,12 +283,77 @@ class LocalKafkaSettings:
     data_dir: Path = field(default_factory=lambda: _default_data_dir() / "kafka")
     #: Jars resolved from Maven Central, one folder per Kafka version.
     cache_dir: Path = field(default_factory=lambda: _default_cache_dir() / "kafka")
-    #: Seconds to wait for the broker to answer a metadata request.
+    #: Seconds to wait for the broker (and the registry) to answer.
     start_timeout_s: float = 90.0
+    #: The local schema registry (Apicurio, ``nerstream local up --registry``): its port, its
+    #: log and PID file, and the distribution fetched from Maven Central.
+    registry_port: int = 8081
+    registry_data_dir: Path = field(default_factory=lambda: _default_data_dir() / "registry")
+    registry_cache_dir: Path = field(default_factory=lambda: _default_cache_dir() / "registry")
 
     def validate(self) -> None:
-        if self.port == self.controller_port:
-            raise SettingsError("local.port and local.controller_port must differ")
+        ports = (self.port, self.controller_port, self.registry_port)
+        if len(set(ports)) != len(ports):
+            raise SettingsError(
+                "local.port, local.controller_port and local.registry_port must differ"
+            )
+
+
+@dataclass(frozen=True)
+class SchemaRegistrySettings:
+    """The Confluent wire format: a Confluent-compatible schema registry for inputs and outputs.
+
+    With ``url`` empty (the default) every Avro value is plain schemaless Avro. With it set, the
+    worker registers its output schemas on start-up and writes entity events and dead letters
+    as magic byte 0 + 4-byte schema id + Avro body; framed inputs are read with their writer
+    schema (fetched by id, cached) resolved to the current Record schema; ``produce`` frames
+    the records it sends and ``consume`` reads framed outputs.
+    """
+
+    #: Base URL of the registry's Confluent API, e.g. ``http://127.0.0.1:8081/apis/ccompat/v7``
+    #: (Apicurio) or ``http://registry:8081`` (Confluent). Empty: plain Avro, no registry.
+    url: str = ""
+    #: HTTP basic authentication (Confluent Cloud: API key and secret); none without a username.
+    username: str = ""
+    password: Secret = Secret("")
+    #: Subject names: ``topic`` (``<topic>-value``), ``record`` (the record's full name) or
+    #: ``topic_record`` (``<topic>-<full name>``).
+    subject_strategy: str = "topic"
+    #: Register the output schemas on start-up. Off: they must already be registered under
+    #: their subjects, else the worker refuses to start.
+    auto_register: bool = True
+    #: Compatibility level set on the subjects it auto-registers; empty leaves the registry's.
+    compatibility: str = "BACKWARD"
+    #: Seconds one request to the registry may take.
+    timeout_s: float = 10.0
+    #: How long the worker backs off and retries while the registry cannot be reached for a new
+    #: writer schema, before it stops without committing (crash-stop); records are never
+    #: dead-lettered because of an outage.
+    outage_timeout_s: float = 300.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def validate(self) -> None:
+        from schemas.framing import COMPATIBILITY_LEVELS, SUBJECT_STRATEGIES  # lazily, as above
+
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise SettingsError(f"schema_registry.url must be an http(s) URL, got {self.url!r}")
+        if self.subject_strategy not in SUBJECT_STRATEGIES:
+            raise SettingsError(
+                f"schema_registry.subject_strategy must be one of {list(SUBJECT_STRATEGIES)}, "
+                f"got {self.subject_strategy!r}"
+            )
+        if self.compatibility and self.compatibility not in COMPATIBILITY_LEVELS:
+            raise SettingsError(
+                f"schema_registry.compatibility must be empty or one of "
+                f"{list(COMPATIBILITY_LEVELS)}, got {self.compatibility!r}"
+            )
+        if self.timeout_s <= 0 or self.outage_timeout_s < 0:
+            raise SettingsError(
+                "schema_registry.timeout_s must be > 0 and schema_registry.outage_timeout_s >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -426,6 +494,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     local: LocalKafkaSettings = field(default_factory=LocalKafkaSettings)
+    schema_registry: SchemaRegistrySettings = field(default_factory=SchemaRegistrySettings)
     autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
 

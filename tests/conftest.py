@@ -2,13 +2,17 @@
 
 The broker is started by :mod:`streams.kafka.local` (the same code as ``nerstream local up``) on
 free loopback ports, with its data under ``<checkout>/.kafka/pytest-*`` so that ``.ci/run`` can
-find and stop it should the session die. It starts only when a test asks for it.
+find and stop it should the session die. It starts only when a test asks for it. The schema
+registry (Apicurio, :mod:`streams.kafka.local_registry`, as ``nerstream local up --registry``)
+is started the same way, only for the tests that ask for ``registry``; its distribution is
+fetched from Maven Central into ``~/.cache/nerstream/registry`` on first use.
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from streams.kafka import local as local_kafka
+from streams.kafka import local_registry
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
 
@@ -62,6 +67,40 @@ def kafka_settings() -> Iterator[Settings]:
     try:
         local_kafka.up(broker_settings, log=print)
         yield broker_settings
+    finally:
+        stop()
+        atexit.unregister(stop)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """This session's schema registry: its ``schema_registry.url`` and JVM process id."""
+
+    url: str
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """A real Confluent-compatible schema registry (Apicurio, in memory) on a free port."""
+    registry_settings = load_settings(
+        {
+            "local.registry_data_dir": str(
+                TEST_KAFKA_ROOT / f"pytest-registry-{uuid.uuid4().hex[:12]}"
+            ),
+            "local.registry_port": str(free_port()),
+            "local.start_timeout_s": "240",
+        }
+    )
+
+    def stop() -> None:
+        local_registry.down(registry_settings)
+        shutil.rmtree(registry_settings.local.registry_data_dir, ignore_errors=True)
+
+    atexit.register(stop)
+    try:
+        info = local_registry.up(registry_settings, log=print)
+        yield Registry(info.url, info.pid)
     finally:
         stop()
         atexit.unregister(stop)

@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kafka bootstrap servers (env NERSTREAM_KAFKA_BOOTSTRAP_SERVERS)",
     )
     parser.add_argument(
+        "--schema-registry",
+        dest="setting__schema_registry__url",
+        metavar="URL",
+        help="registry mode: Confluent wire format via this schema registry "
+        "(env NERSTREAM_SCHEMA_REGISTRY_URL; default: plain Avro)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         metavar="SECTION.FIELD=VALUE",

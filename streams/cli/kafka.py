@@ -16,25 +16,45 @@ from streams.settings import Settings
 
 def cmd_local(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka import local as local_kafka
+    from streams.kafka import local_registry
 
     if args.action == "up":
         info = local_kafka.up(settings, log=progress)
         print(f"Kafka {info.version} is up at {info.bootstrap_servers} (pid {info.pid})")
         print(f"data: {info.data_dir}")
+        if args.registry:
+            registry = local_registry.up(settings, log=progress)
+            print(
+                f"Schema registry (Apicurio {registry.version}) is up at {registry.url} "
+                f"(pid {registry.pid})"
+            )
+            print(f"registry mode: export NERSTREAM_SCHEMA_REGISTRY_URL={registry.url}")
         return EXIT_OK
     if args.action == "down":
+        if local_registry.down(settings, log=progress):
+            print("Schema registry stopped")
         stopped = local_kafka.down(settings, wipe=args.wipe, log=progress)
         print("Kafka stopped" if stopped else "Kafka was not running")
         return EXIT_OK
     status = local_kafka.status(settings)
-    print(json.dumps(status.as_dict(), indent=2))
-    return EXIT_OK if status.healthy else EXIT_FAILED
+    registry_status = local_registry.status(settings)
+    print(json.dumps({**status.as_dict(), "schema_registry": registry_status}, indent=2))
+    registry_fine = registry_status["healthy"] or registry_status["pid"] is None
+    return EXIT_OK if status.healthy and registry_fine else EXIT_FAILED
 
 
 def add_local(sub: Subparsers) -> None:
-    parser = sub.add_parser("local", help="run a single-node Apache Kafka (KRaft) on 127.0.0.1")
+    parser = sub.add_parser(
+        "local", help="run a single-node Apache Kafka (KRaft), and a schema registry, on 127.0.0.1"
+    )
     parser.add_argument("action", choices=["up", "down", "status"])
     setting_flag(parser, "--port", "local.port", "broker port (default 9092)")
+    parser.add_argument(
+        "--registry",
+        action="store_true",
+        help="with up: also run a schema registry (Apicurio, in memory) for registry mode",
+    )
+    setting_flag(parser, "--registry-port", "local.registry_port", "registry port (default 8081)")
     setting_flag(parser, "--partitions", "topics.partitions", "partitions per project topic")
     parser.add_argument("--wipe", action="store_true", help="with down: delete the broker data")
     parser.set_defaults(handler=cmd_local)

@@ -1,7 +1,8 @@
 """Kafka tooling for people and tests: topic admin, the local broker, produce and consume.
 
 Belongs here: the one admin-client wrapper for creating and listing topics (:mod:`.admin`), the
-single-node development broker behind ``nerstream local`` (:mod:`.local`), reading input files
+single-node development broker behind ``nerstream local`` (:mod:`.local`) and the schema
+registry beside it (:mod:`.local_registry`), reading input files
 (:mod:`.files`), producing records (:mod:`.produce`) and reading entity events and dead letters
 (:mod:`.consume`).
 

@@ -25,7 +25,10 @@ from schemas.codecs import (
     to_json,
 )
 from schemas.errors import DecodeError
+from schemas.framing import WriterSchemaLookup
 from streams.kafka.admin import KafkaToolError
+from streams.registry.client import RegistryClient
+from streams.registry.wire import WriterSchemas
 from streams.settings import Settings
 
 #: Entities shown per line of ``consume``'s table (JSON output has them all).
@@ -51,15 +54,24 @@ class ConsumedOutput:
         return {"kind": kind, **where, **to_json(self.value)}
 
 
-def decode_output(message: Message, dead_letter_topic: str) -> ConsumedOutput:
-    """Decode by the ``nerstream-schema`` header, else by topic: dead-letter topic or not."""
+def decode_output(
+    message: Message, dead_letter_topic: str, writer_schema: WriterSchemaLookup | None = None
+) -> ConsumedOutput:
+    """Decode by the ``nerstream-schema`` header, else by topic: dead-letter topic or not.
+
+    With ``writer_schema`` (registry mode) values are in the Confluent wire format, read with
+    the writer schema of their id resolved to the current schema.
+    """
     schema = dict(message.headers() or ()).get(SCHEMA_HEADER)
     if schema is None:
         schema = DEAD_LETTER_SCHEMA if message.topic() == dead_letter_topic else ENTITY_EVENT_SCHEMA
     codec = DEAD_LETTER if schema == DEAD_LETTER_SCHEMA else ENTITY_EVENT
     partition, offset = message.partition() or 0, message.offset() or 0
+    value = message.value() or b""
     try:
-        return ConsumedOutput(partition, offset, codec.decode(message.value() or b""))
+        if writer_schema is None:
+            return ConsumedOutput(partition, offset, codec.decode(value))
+        return ConsumedOutput(partition, offset, codec.decode_framed(value, writer_schema))
     except DecodeError as exc:
         return ConsumedOutput(partition, offset, None, f"{exc.error_code}: {exc.message}")
 
@@ -87,6 +99,12 @@ def consume_outputs(
             "enable.partition.eof": False,
         }
     )
+    registry = settings.schema_registry
+    writer_schema = (
+        WriterSchemas(RegistryClient(registry), registry.outage_timeout_s)
+        if registry.enabled
+        else None
+    )
     try:
         consumer.subscribe([topic])
         count = 0
@@ -107,7 +125,7 @@ def consume_outputs(
                 continue
             last_message_at = time.monotonic()
             count += 1
-            yield decode_output(message, settings.topics.dead_letter)
+            yield decode_output(message, settings.topics.dead_letter, writer_schema)
     finally:
         consumer.close()
 

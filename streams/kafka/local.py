@@ -281,7 +281,7 @@ def new_cluster_id() -> str:
 # --- processes ---------------------------------------------------------------------------------
 
 
-def _command_line(pid: int) -> str | None:
+def command_line(pid: int) -> str | None:
     result = subprocess.run(
         ["ps", "-ww", "-o", "command=", "-p", str(pid)],
         capture_output=True,
@@ -293,7 +293,7 @@ def _command_line(pid: int) -> str | None:
 
 def is_our_broker(pid: int, data_dir: Path) -> bool:
     """Whether ``pid`` is alive and is the Kafka JVM started for ``data_dir``."""
-    command = _command_line(pid)
+    command = command_line(pid)
     return (
         command is not None
         and "kafka.Kafka" in command
@@ -317,7 +317,7 @@ def _running_pid(data_dir: Path) -> tuple[int | None, dict[str, Any] | None]:
     return (pid if is_our_broker(pid, data_dir) else None), state
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -327,7 +327,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 30) -> str:
     try:
         return "".join(path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-lines:])
     except FileNotFoundError:
@@ -341,8 +341,8 @@ def _wait_ready(
         if process.poll() is not None:
             raise LocalKafkaError(
                 f"the broker exited with code {process.returncode} while starting; "
-                f"{data_dir / 'broker.log'}:\n{_tail(data_dir / 'broker.log')}\n"
-                f"{data_dir / 'jvm.out'}:\n{_tail(data_dir / 'jvm.out')}"
+                f"{data_dir / 'broker.log'}:\n{tail(data_dir / 'broker.log')}\n"
+                f"{data_dir / 'jvm.out'}:\n{tail(data_dir / 'jvm.out')}"
             )
         try:
             list_topics(KafkaSettings(bootstrap_servers), timeout_s=2.0, quiet=True)
@@ -350,10 +350,10 @@ def _wait_ready(
         except KafkaToolError:
             pass
         if time.monotonic() > deadline:
-            _terminate(process.pid)
+            terminate(process.pid)
             raise LocalKafkaError(
                 f"the broker did not answer at {bootstrap_servers} in time (stopped it); "
-                f"{data_dir / 'broker.log'}:\n{_tail(data_dir / 'broker.log')}"
+                f"{data_dir / 'broker.log'}:\n{tail(data_dir / 'broker.log')}"
             )
         time.sleep(0.5)
 
@@ -370,8 +370,8 @@ def _format_storage(java: str, classpath: str, data_dir: Path, log: Log) -> None
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            new_cluster_id(),
+            # One argument: an id may start with "-" (1 in 32), which argparse takes for a flag.
+            f"--cluster-id={new_cluster_id()}",
             "--config",
             str(data_dir / _CONFIG_FILE),
         ],
@@ -395,7 +395,7 @@ def up(settings: Settings, log: Log = _silent) -> BrokerInfo:
         bootstrap = state["bootstrap_servers"]
     else:
         for port in (local.port, local.controller_port):
-            if not _port_free(port):
+            if not port_free(port):
                 raise LocalKafkaError(
                     f"port {port} on 127.0.0.1 is taken by another process; "
                     "choose others with --port / --set local.controller_port=..."
@@ -454,7 +454,7 @@ def _start(java: str, libs: Path, settings: Settings, data_dir: Path, log: Log) 
             # Its own session: the broker outlives the CLI and ignores the terminal's Ctrl-C.
             start_new_session=True,
         )
-    _children[process.pid] = process
+    adopt(process)
     state = {"pid": process.pid, "version": KAFKA_VERSION, "bootstrap_servers": bootstrap}
     (data_dir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     _wait_ready(process, bootstrap, time.monotonic() + local.start_timeout_s, data_dir)
@@ -462,7 +462,12 @@ def _start(java: str, libs: Path, settings: Settings, data_dir: Path, log: Log) 
     return process.pid
 
 
-def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+def adopt(process: subprocess.Popen[bytes]) -> None:
+    """Keep a JVM this process started, so that :func:`alive` reaps it once it exits."""
+    _children[process.pid] = process
+
+
+def terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM (a clean shutdown), then SIGKILL if it has not exited in time."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -470,18 +475,18 @@ def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.2)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    while _alive(pid):
+    while alive(pid):
         time.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         if child.poll() is None:
@@ -492,7 +497,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    command = _command_line(pid)
+    command = command_line(pid)
     return command is not None and "<defunct>" not in command
 
 
@@ -502,7 +507,7 @@ def down(settings: Settings, wipe: bool = False, log: Log = _silent) -> bool:
     pid, state = _running_pid(data_dir)
     if pid is not None:
         log(f"Stopping Kafka (pid {pid})...")
-        _terminate(pid)
+        terminate(pid)
     elif state is not None:
         log(f"pid {state['pid']} in {data_dir / _STATE_FILE} is no longer our broker; not stopped")
     (data_dir / _STATE_FILE).unlink(missing_ok=True)

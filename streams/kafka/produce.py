@@ -16,7 +16,10 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codecs import CONTENT_TYPE_HEADER, RECORD, InputRecord, to_json
+from schemas.framing import frame
 from streams.kafka.files import RowError
+from streams.registry.client import RegistryClient
+from streams.registry.wire import register_schema
 from streams.settings import Settings
 
 ValueFormat = Literal["avro", "json"]
@@ -45,10 +48,14 @@ class ProduceReport:
         }
 
 
-def encode_record(record: InputRecord, value_format: ValueFormat) -> tuple[bytes, list[Any]]:
-    """The Kafka value and headers of a record: plain Avro, or JSON with a content-type."""
+def encode_record(
+    record: InputRecord, value_format: ValueFormat, schema_id: int | None = None
+) -> tuple[bytes, list[Any]]:
+    """The Kafka value and headers of a record: Avro (plain, or in the Confluent wire format
+    under ``schema_id``), or JSON with a content-type."""
     if value_format == "avro":
-        return RECORD.encode(record), []
+        body = RECORD.encode(record)
+        return (body if schema_id is None else frame(schema_id, body)), []
     value = json.dumps(to_json(record), ensure_ascii=False).encode("utf-8")
     return value, [(CONTENT_TYPE_HEADER, b"application/json")]
 
@@ -65,8 +72,13 @@ def produce_records(
     """Send records keyed by id (idempotent, acks=all); wait for every delivery report.
 
     ``topic`` may contain ``{source}``, replaced by each record's source (news, medical, other).
+    In registry mode Avro records are framed with the Record schema's id under each topic's
+    subject (registered on first use, or looked up when auto_register is off).
     """
     report = ProduceReport()
+    registry = settings.schema_registry
+    client = RegistryClient(registry) if registry.enabled and value_format == "avro" else None
+    schema_ids: dict[str, int] = {}
     producer = Producer(
         {
             **settings.kafka.confluent_config(),
@@ -94,11 +106,17 @@ def produce_records(
             delay = started + report.sent / rate - time.monotonic()
             if delay > 0:
                 producer.poll(delay)
-        value, headers = encode_record(item, value_format)
+        item_topic = topic.replace("{source}", item.source)
+        schema_id = None
+        if client is not None:
+            if item_topic not in schema_ids:
+                schema_ids[item_topic] = register_schema(client, registry, item_topic, RECORD)
+            schema_id = schema_ids[item_topic]
+        value, headers = encode_record(item, value_format, schema_id)
         while True:
             try:
                 producer.produce(
-                    topic.replace("{source}", item.source),
+                    item_topic,
                     value=value,
                     key=item.id.encode("utf-8"),
                     headers=headers,

@@ -34,7 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -43,8 +43,10 @@ from confluent_kafka import KafkaError
 from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
-from errors import EXIT_CRASH_STOP
+from errors import EXIT_CRASH_STOP, TemporaryError
 from schemas.codecs import ModelInfo
+from streams.registry.client import RegistryClient
+from streams.registry.wire import WriterSchemas, register_outputs
 from streams.settings import Settings
 from streams.worker.app import create_app, raw_topic, run_app
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
@@ -153,6 +155,8 @@ class NerWorker:
             worker_id=self.worker_id,
             model=ModelInfo(manifest.name, manifest.version),
         )
+        if settings.schema_registry.enabled:
+            self.config = _registry_mode(self.config, settings)
         self._producer: KafkaOutputProducer | None = None
         if transport is None:
             self._producer = KafkaOutputProducer(
@@ -301,6 +305,10 @@ class NerWorker:
             try:
                 batch.messages, batch.result, _ = await batch.inference
                 acks = await self.transport.produce(batch.result.outputs)
+            except TemporaryError as exc:
+                # The registry stayed away: the batch is redone after a restart, not lost.
+                crash_stop(str(exc))
+                return
             except Exception as exc:
                 self._unexpected(exc, batch)
                 return
@@ -505,6 +513,25 @@ class NerWorker:
             if left:
                 logger.error("%d output(s) still undelivered at shutdown", left)
         self.inference.shutdown(wait=True)
+
+
+def _registry_mode(config: PipelineConfig, settings: Settings) -> PipelineConfig:
+    """``config`` with the registry's ids for the outputs and its writer-schema lookup."""
+    registry = settings.schema_registry
+    client = RegistryClient(registry)
+    ids = register_outputs(client, registry, config.entities_topic, config.dead_letter_topic)
+    logger.info(
+        "registry mode: %s; entity events as schema id %d, dead letters as %d",
+        registry.url,
+        ids.entity_event,
+        ids.dead_letter,
+    )
+    return replace(
+        config,
+        entity_event_schema_id=ids.entity_event,
+        dead_letter_schema_id=ids.dead_letter,
+        writer_schema=WriterSchemas(client, registry.outage_timeout_s),
+    )
 
 
 def _raw_message(event: EventT[bytes]) -> RawMessage:

@@ -33,6 +33,7 @@ from schemas.codecs import (
     decode_record,
 )
 from schemas.errors import DecodeError, ErrorCode
+from schemas.framing import WriterSchemaLookup, frame
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ class PipelineConfig:
     worker_id: str
     model: ModelInfo
     max_output_bytes: int = MAX_OUTPUT_BYTES
+    #: Registry mode: the ids outputs are framed with (Confluent wire format), and the lookup
+    #: of framed inputs' writer schemas. None: plain Avro.
+    entity_event_schema_id: int | None = None
+    dead_letter_schema_id: int | None = None
+    writer_schema: WriterSchemaLookup | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,7 @@ def process_batch(
                 content_type_from_headers(message.headers),
                 config.format_by_topic[message.topic],
                 config.max_text_chars,
+                config.writer_schema,
             )
         except DecodeError as exc:
             outputs[index] = dead_letter(message, exc.error_code, exc.message, config, now())
@@ -266,7 +273,7 @@ def entity_output(
         created_at=record.created_at,
         processed_at=processed_at,
     )
-    value = ENTITY_EVENT.encode(event)
+    value = _framed(ENTITY_EVENT.encode(event), config.entity_event_schema_id)
     if len(value) > config.max_output_bytes:
         return dead_letter(
             message,
@@ -305,7 +312,7 @@ def dead_letter(
         worker_id=config.worker_id,
         failed_at=failed_at,
     )
-    value = DEAD_LETTER.encode(letter)
+    value = _framed(DEAD_LETTER.encode(letter), config.dead_letter_schema_id)
     if len(value) > config.max_output_bytes:
         # Keeping the dead letter beats keeping its bytes: they can still be found at
         # input.topic/partition/offset while the input's retention lasts.
@@ -318,7 +325,7 @@ def dead_letter(
                 "left out: too large for the dead-letter topic]"
             ),
         )
-        value = DEAD_LETTER.encode(letter)
+        value = _framed(DEAD_LETTER.encode(letter), config.dead_letter_schema_id)
     return Output(
         kind="dead_letter",
         topic=config.dead_letter_topic,
@@ -328,3 +335,8 @@ def dead_letter(
         source=message,
         error_code=str(error_code),
     )
+
+
+def _framed(body: bytes, schema_id: int | None) -> bytes:
+    """The Confluent wire format in registry mode, else the plain Avro body."""
+    return body if schema_id is None else frame(schema_id, body)

@@ -93,6 +93,7 @@ def test_compose_publishes_on_loopback_only_and_has_every_service() -> None:
     services = compose["services"]
     assert {
         "kafka",
+        "schema-registry",
         "topics",
         "worker-1",
         "worker-2",

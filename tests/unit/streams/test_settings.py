@@ -70,6 +70,12 @@ def test_overrides_beat_environment_and_none_is_ignored() -> None:
         ({"serve.max_texts": "0"}, "serve.max_texts"),
         ({"serve.batch_window_ms": "-1"}, "serve.batch_window_ms"),
         ({"serve.auth_token": "t", "serve.auth_token_file": "/f"}, "not both"),
+        ({"local.registry_port": "9092"}, "must differ"),
+        ({"schema_registry.url": "127.0.0.1:8081"}, "http(s) URL"),
+        ({"schema_registry.subject_strategy": "TopicNameStrategy"}, "subject_strategy"),
+        ({"schema_registry.compatibility": "SIDEWAYS"}, "compatibility"),
+        ({"schema_registry.auto_register": "maybe"}, "cannot read 'maybe'"),
+        ({"schema_registry.timeout_s": "0"}, "timeout_s must be > 0"),
     ],
 )
 def test_invalid_values_are_rejected_at_load(overrides: dict[str, str], message: str) -> None:
@@ -99,6 +105,22 @@ def test_secret_is_masked_everywhere_but_reveal() -> None:
     assert "hunter2" not in str(settings.describe())
     assert settings.describe()["kafka"]["sasl_password"] == "****"
     assert settings.kafka.confluent_config()["sasl.password"] == "hunter2"
+
+
+def test_registry_mode_is_off_by_default_and_read_from_the_environment() -> None:
+    assert not load_settings(env={}).schema_registry.enabled
+    registry = load_settings(
+        env={
+            "NERSTREAM_SCHEMA_REGISTRY_URL": "https://registry.example:8081",
+            "NERSTREAM_SCHEMA_REGISTRY_USERNAME": "key",
+            "NERSTREAM_SCHEMA_REGISTRY_PASSWORD": "s3cret",
+            "NERSTREAM_SCHEMA_REGISTRY_AUTO_REGISTER": "false",
+            "NERSTREAM_SCHEMA_REGISTRY_SUBJECT_STRATEGY": "topic_record",
+        }
+    ).schema_registry
+    assert registry.enabled and not registry.auto_register
+    assert registry.subject_strategy == "topic_record" and registry.compatibility == "BACKWARD"
+    assert isinstance(registry.password, Secret) and "s3cret" not in repr(registry)
 
 
 def test_settings_are_frozen() -> None:

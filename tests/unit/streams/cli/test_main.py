@@ -21,6 +21,20 @@ def test_settings_prints_effective_settings_with_overrides(
     assert printed["worker"]["group_id"] == "from-env"
 
 
+def test_schema_registry_flag_turns_on_registry_mode(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NERSTREAM_SCHEMA_REGISTRY_PASSWORD", "s3cret")
+    url = "http://127.0.0.1:8081/apis/ccompat/v7"
+    assert main(["--schema-registry", url, "settings"]) == EXIT_OK
+    out = capsys.readouterr().out
+    registry = json.loads(out)["schema_registry"]
+    assert registry["url"] == url and registry["compatibility"] == "BACKWARD"
+    assert "s3cret" not in out
+    assert main(["--schema-registry", "registry:8081", "settings"]) == EXIT_USAGE
+    assert "schema_registry.url must be an http(s) URL" in capsys.readouterr().err
+
+
 def test_settings_masks_secrets(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

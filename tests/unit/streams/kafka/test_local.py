@@ -79,3 +79,16 @@ def test_missing_tools_are_explained(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(local_kafka.LocalKafkaError, match=f"{tool} not found on PATH"):
         getattr(local_kafka, check)()
+
+
+def test_the_registry_runs_on_loopback_and_is_marked_as_ours(tmp_path: Path) -> None:
+    from streams.kafka import local_registry
+
+    jar = local_registry.runner_jar(tmp_path, "2.6.13.Final")
+    command = local_registry.java_command("java", jar, 18081, tmp_path)
+    assert "-Dquarkus.http.host=127.0.0.1" in command
+    assert "-Dquarkus.http.port=18081" in command
+    assert f"-Dnerstream.registry.data_dir={tmp_path}" in command
+    assert command[-2:] == ["-jar", str(tmp_path / "apicurio-registry-app-2.6.13.Final-runner.jar")]
+    assert local_registry.registry_url(18081) == "http://127.0.0.1:18081/apis/ccompat/v7"
+    assert not local_registry.is_our_registry(os.getpid(), tmp_path)

@@ -16,6 +16,8 @@ from confluent_kafka import KafkaError
 from faust.types import TP
 
 from schemas.codecs import RECORD, InputRecord
+from schemas.framing import Schema, frame
+from streams.registry.wire import RegistryOutageError
 from streams.settings import Settings, load_settings
 from streams.worker.agents import EXIT_CRASH_STOP, NerWorker
 from streams.worker.pipeline import Output
@@ -277,5 +279,24 @@ def test_a_failed_later_batch_stops_the_process_before_anything_is_acked(
             asyncio.run(scenario())
         assert exits == [EXIT_CRASH_STOP]
         assert acked == [], "the first batch was never acknowledged, the second failed"
+    finally:
+        worker.close()
+
+
+def test_a_registry_outage_longer_than_its_timeout_stops_the_process_unacked(
+    tmp_path: Path, exits: list[int]
+) -> None:
+    def registry_away(schema_id: int) -> Schema:
+        raise RegistryOutageError(f"schema id {schema_id} could not be fetched for 300 s")
+
+    transport = RecordingTransport()
+    worker = NerWorker(settings(tmp_path, "w1"), FakeModel(), transport=transport)
+    worker.config = dataclasses.replace(worker.config, writer_schema=registry_away)
+    acked: list[int] = []
+    try:
+        with pytest.raises(SystemExit):
+            asyncio.run(worker.handle_batch([event(0, frame(7, record_value("1")), acked)]))
+        assert exits == [EXIT_CRASH_STOP]
+        assert acked == [] and transport.sent == [], "nothing dead-lettered, nothing acked"
     finally:
         worker.close()

@@ -23,7 +23,8 @@ from schemas.codecs import (
     InputRecord,
     ModelInfo,
 )
-from schemas.errors import ErrorCode
+from schemas.errors import DecodeError, ErrorCode
+from schemas.framing import Schema, frame, unframe
 from streams.worker.pipeline import (
     BatchResult,
     PipelineConfig,
@@ -244,6 +245,43 @@ def test_a_dead_letter_too_large_for_kafka_keeps_its_position_but_drops_the_byte
     assert letter.value is None and letter.headers == ()
     assert (letter.input.partition, letter.input.offset) == (1, 7)
     assert "left out" in letter.error_message
+
+
+def registry_mode(schemas: dict[int, Schema]) -> dict[str, object]:
+    """PipelineConfig changes of registry mode: output ids 11 and 12, writer schemas by id."""
+
+    def writer_schema(schema_id: int) -> Schema:
+        if schema_id not in schemas:
+            raise DecodeError(ErrorCode.UNKNOWN_SCHEMA_ID, f"no schema id {schema_id}")
+        return schemas[schema_id]
+
+    return {
+        "entity_event_schema_id": 11,
+        "dead_letter_schema_id": 12,
+        "writer_schema": writer_schema,
+    }
+
+
+def test_registry_mode_frames_outputs_and_reads_framed_inputs() -> None:
+    plain = avro_message(0, "北京3")
+    framed = dataclasses.replace(avro_message(1, "北京4"), value=frame(5, plain.value or b""))
+    unknown = dataclasses.replace(plain, offset=2, value=frame(6, plain.value or b""))
+    result = run([plain, framed, unknown], digits_model, **registry_mode({5: RECORD.schema}))
+    assert [out.kind for out in result.outputs] == ["entities", "entities", "dead_letter"]
+    for output in result.outputs[:2]:
+        schema_id, body = unframe(output.value)
+        assert schema_id == 11 and ENTITY_EVENT.decode(body).record_id == "r0"
+    schema_id, body = unframe(result.outputs[2].value)
+    letter = DEAD_LETTER.decode(body)
+    assert schema_id == 12 and letter.error_code == ErrorCode.UNKNOWN_SCHEMA_ID
+    assert letter.value == unknown.value, "the dead letter keeps the framed original bytes"
+
+
+def test_registry_mode_counts_the_frame_in_the_output_size_limit() -> None:
+    event = run([avro_message(0, "1")]).outputs[0]
+    limit = len(event.value) + 4  # room for the plain event, not for the framed one
+    framed = run([avro_message(0, "1")], digits_model, max_output_bytes=limit, **registry_mode({}))
+    assert framed.outputs[0].error_code == ErrorCode.OUTPUT_TOO_LARGE
 
 
 def test_an_empty_batch_gives_no_outputs() -> None:
