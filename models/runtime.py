@@ -27,6 +27,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from models.boundaries import name_spans
 from models.bucketing import length_buckets
 from models.features import EncodedBatch, Featurizer
 from models.manifest import (
@@ -328,7 +329,7 @@ class NerModel:
                 merged = merge_window_spans(windowed, overlap)
                 scored = zip(merged, [score_of[span] for span in merged], strict=True)
             entities = []
-            for span, score in scored:
+            for span, score in name_spans(item.text, scored):
                 start, end = item.original_span(span.start, span.end)
                 entities.append(Entity(span.type, start, end, item.original[start:end], score))
             results.append(drop_overlaps(entities))

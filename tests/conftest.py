@@ -21,11 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from streams.kafka import local as local_kafka
 from streams.kafka import local_registry
 from streams.kafka.admin import create_topics
 from streams.settings import Settings, load_settings
+
+# Property tests check results, not speed: on a loaded 2-core machine one example can take
+# longer than Hypothesis's default 200 ms deadline.
+hypothesis_settings.register_profile("nerstream", deadline=None)
+hypothesis_settings.load_profile("nerstream")
 
 if TYPE_CHECKING:  # torch comes with the train extra; tests that train import it lazily
     from training.config import TrainConfig

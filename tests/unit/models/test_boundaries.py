@@ -1,0 +1,33 @@
+"""Name boundaries: markers and sentence punctuation trimmed from names, or the span dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.boundaries import name_span, name_spans
+from models.tags import Span
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("@张伟说", Span(0, 3, "PER"), Span(1, 3, "PER")),  # the mention marker is not the name
+        ("#高德地图#", Span(0, 6, "ORG"), Span(1, 5, "ORG")),
+        ("去了北京。", Span(2, 5, "LOC"), Span(2, 4, "LOC")),
+        ("北京、上海", Span(0, 5, "LOC"), None),  # two names run together: no cut is safe
+        ("@A@B", Span(0, 4, "PER"), None),
+        ("路口吗?二二", Span(0, 6, "LOC"), None),
+        ("@#", Span(0, 2, "PER"), None),  # nothing left
+        ("Queen Mary Hospital", Span(0, 19, "ORG"), Span(0, 19, "ORG")),  # spaces are fine
+        ("共1,000人", Span(1, 6, "NUM"), Span(1, 6, "NUM")),  # numbers are exempt
+        ("张伟", Span(0, 2, "PER"), Span(0, 2, "PER")),
+    ],
+)
+def test_name_span(text: str, span: Span, expected: Span | None) -> None:
+    assert name_span(text, span) == expected
+
+
+def test_name_spans_keep_scores_of_what_they_keep() -> None:
+    text = "@张伟、李娜去了北京"
+    scored = [(Span(0, 3, "PER"), 0.9), (Span(1, 6, "PER"), 0.4), (Span(8, 10, "LOC"), 0.8)]
+    assert name_spans(text, scored) == [(Span(1, 3, "PER"), 0.9), (Span(8, 10, "LOC"), 0.8)]
