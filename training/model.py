@@ -253,33 +253,6 @@ class BiLstmTagger(nn.Module):
 Tagger = ConvTagger | BiLstmTagger
 
 
-#: Scale of a grown layer's initial weights: small enough that the grown model starts out computing
-#: almost what the checkpoint did, not zero, because ReLU passes no gradient at exactly zero.
-GROWN_LAYER_SCALE = 0.01
-
-
-def load_warm_start(model: Tagger, state: dict[str, Tensor]) -> list[str]:
-    """Load a checkpoint's weights into ``model``, which may have more convolution layers.
-
-    A ConvTagger whose dilations extend the checkpoint's (e.g. (1, 2, 4, 8) -> (1, 2, 4, 8, 16))
-    keeps every trained weight; its extra residual layers start near zero, so training continues
-    from what the checkpoint computes instead of from scratch. Returns the grown parameters' names;
-    any other mismatch raises.
-    """
-    result = model.load_state_dict(state, strict=False)
-    grown = [name for name in result.missing_keys if name.startswith("convolutions.")]
-    if result.unexpected_keys or len(grown) != len(result.missing_keys):
-        raise ValueError(
-            "the checkpoint does not fit this model: missing "
-            f"{result.missing_keys}, unexpected {result.unexpected_keys}"
-        )
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for name in grown:
-            parameters[name].mul_(GROWN_LAYER_SCALE)
-    return grown
-
-
 def build_tagger(shape: TaggerShape, labels: Sequence[str], scheme: Scheme) -> Tagger:
     if shape.encoder == "cnn":
         return ConvTagger(shape, labels, scheme)

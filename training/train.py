@@ -32,7 +32,7 @@ from training.corpora import Example
 from training.data import prepare_data
 from training.lexicon import jieba_lexicon
 from training.metrics import Report, score_spans
-from training.model import Tagger, TaggerShape, build_tagger, load_warm_start
+from training.model import Tagger, TaggerShape, build_tagger
 from training.partial import allowed_tags
 
 log = logging.getLogger(__name__)
@@ -240,9 +240,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
     )
     model = build_tagger(shape, labels, scheme)
     if initial:
-        grown = load_warm_start(model, initial["state_dict"])
-        if grown:
-            log.info("grown from %s: new layers %s", config.init_checkpoint, grown)
+        model.load_state_dict(initial["state_dict"])
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

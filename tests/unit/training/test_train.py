@@ -24,7 +24,6 @@ from training.model import (  # noqa: E402
     TaggerShape,
     build_tagger,
     gather_steps,
-    load_warm_start,
     reverse_index,
     window_rows,
 )
@@ -120,34 +119,6 @@ def test_tagger_is_padding_exact(encoder: str) -> None:
                 lengths[row : row + 1],
             )
             torch.testing.assert_close(together[row, :length], alone[0], atol=1e-5, rtol=1e-5)
-
-
-def test_a_deeper_cnn_warm_starts_from_a_shallower_checkpoint() -> None:
-    torch.manual_seed(2)
-    labels = label_set(("PER",), "BMES")
-    shallow = build_tagger(
-        TaggerShape(20, 30, len(labels), 6, 4, 5, 0.0, "cnn", (1, 2)), labels, "BMES"
-    )
-    deep = build_tagger(
-        TaggerShape(20, 30, len(labels), 6, 4, 5, 0.0, "cnn", (1, 2, 4)), labels, "BMES"
-    )
-    assert load_warm_start(deep, shallow.state_dict()) == ["convolutions.2.weight"]
-    inputs = (
-        torch.randint(2, 20, (2, 7)),
-        torch.randint(2, 30, (2, 7)),
-        torch.randint(0, 4096, (2, 7)),
-        torch.tensor([7, 7]),
-    )
-    with torch.no_grad():
-        before, after = shallow.eval()(*inputs), deep.eval()(*inputs)
-    assert not torch.equal(before, after)  # the new layer is live, so it can learn
-    torch.testing.assert_close(after, before, atol=0.05, rtol=0.0)
-
-    wider = build_tagger(
-        TaggerShape(20, 30, len(labels), 6, 4, 8, 0.0, "cnn", (1, 2)), labels, "BMES"
-    )
-    with pytest.raises(RuntimeError, match="size mismatch"):
-        load_warm_start(wider, shallow.state_dict())
 
 
 def _brute_force_nll(crf: Crf, emissions: Tensor, allowed: Tensor, lengths: Tensor) -> Tensor:
