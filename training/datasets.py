@@ -29,6 +29,8 @@ How source labels map (named mentions only, as in MSRA; ``LABEL_MAPS`` is the re
   drug, disease, symptom, procedure, body-part, test, microbe and equipment spans are *blocked*
   regions that hold none of them. ``dep`` (department) blocks nothing.
 - NUM is labelled by no corpus; training adds it by rule (``training.num_labels``) everywhere.
+- Every mapped span obeys the served model's name boundaries (``models.boundaries``): Boson's
+  ``@handle`` persons lose their ``@``, and the rare span across sentence punctuation is dropped.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.boundaries import name_span
 from models.tags import Span
 from training.corpora import (
     CorpusError,
@@ -68,11 +71,19 @@ class LabelMap:
     strip: str = ""
 
     def apply(self, example: Example) -> Example:
+        # The served model's name boundaries hold for every corpus (models.boundaries): Boson's
+        # "@handle" becomes "handle", and a span across sentence punctuation is not a name.
         spans = tuple(
-            Span(span.start, span.start + len(mention), self.types[span.type])
+            named
             for span in example.spans
             if span.type in self.types
             and (mention := example.text[span.start : span.end].rstrip(self.strip))
+            and (
+                named := name_span(
+                    example.text,
+                    Span(span.start, span.start + len(mention), self.types[span.type]),
+                )
+            )
         )
         blocked = tuple(
             Span(span.start, span.end, span.type)

@@ -213,6 +213,12 @@ def test_resume_native_places_lose_their_trailing_person_character() -> None:
     assert mentions(mapped) == [("张伟", "PER"), ("浙江杭州", "LOC")]
 
 
+def test_mapped_spans_obey_the_served_name_boundaries() -> None:
+    text = "@颇渴 转发：北京，上海"
+    example = Example(text, (Span(0, 3, "person_name"), Span(7, 12, "location")))
+    assert mentions(LABEL_MAPS["boson"].apply(example)) == [("颇渴", "PER")]
+
+
 def test_an_unknown_source_names_the_data_sets_there_are() -> None:
     from training.data import read_data
 
