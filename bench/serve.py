@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.worker_throughput import model_only, progress
+from bench.harness import progress
+from bench.worker_throughput import model_only
 from models.runtime import NerModel
 from streams.model_loader import load_model
 from streams.settings import Settings, load_settings

@@ -1,26 +1,34 @@
 """The worker benchmark: end-to-end throughput against the model alone, latency at fixed input
-rates, resident memory, and a py-spy profile — all in one run against a real broker.
+rates, 1 vs 2 workers, adaptive vs fixed batching, resident memory and a py-spy profile — all in
+one run against a real broker; ``--scale N`` instead runs the seed's scale (N records, streamed).
 
-    .venv/bin/python -m bench.worker_throughput [--records 15000] [--model-dir DIR]
-        [--latency-rates 0.25,0.5,0.75] [--profile-s 15] [--worker-root DIR]
+    .venv/bin/python -m bench [--records 15000] [--model-dir DIR] [--profile-s 15]
+        [--latency-rates 0.25,0.5,0.75,1] [--scale-out-records N] [--batching-records N]
+        [--fixed-batches 32,256,256@0.05] [--worker-root DIR] [--baseline-root DIR]
+    .venv/bin/python -m bench --scale 1000000 [--scale-workers 1] [--scale-partitions 4]
 
 1. Starts a private single-node Kafka (``streams.kafka.local``, free loopback ports, temp dir)
-   unless ``--bootstrap-servers`` names one, and creates fresh topics (the entity topic stamps
-   messages with the broker's clock: ``LogAppendTime``).
+   unless ``--bootstrap-servers`` names one, and creates fresh topics per phase (the entity
+   topic stamps messages with the broker's clock: ``LogAppendTime``).
 2. Model only: ``NerModel.predict`` over the records in batches of ``--max-batch``, in order,
    in this process; measured before and after step 3, and averaged (the load may drift).
 3. End to end at maximum rate: the records are produced first (not timed); then a real
    ``nerstream worker`` process starts, and the clock runs from the moment it is ready
    (partitions assigned) until the broker holds one output per record. Meanwhile py-spy
    samples the worker (``--profile-s``) and its resident memory is read from ``/proc``.
-4. Latency: records are produced at fixed fractions of the measured end-to-end rate, each with
-   ``created_at`` = the moment it is sent; an independent consumer reads the entity events and
-   takes ``broker timestamp - created_at``; p50/p95/p99 per rate.
+4. Latency: records are produced at fixed fractions of the measured end-to-end rate (1 = the
+   maximum rate itself), each with ``created_at`` = the moment it is sent; an independent
+   consumer reads the entity events and takes ``broker timestamp - created_at``; p50/p95/p99.
+5. Scale-out: the same ``--scale-out-records`` records through 1 and then 2 workers of one group
+   on 4 partitions (production streamed alongside, timed from the first send to the last output).
+6. Batching: per configuration (adaptive ``worker.latency_target_ms``; fixed: each
+   ``--fixed-batches`` ``max_batch[@max_wait_s]`` with the target 0), a fresh worker drains
+   ``--batching-records`` records at maximum load, then gets records at 25 % of step 3's rate:
+   throughput at maximum load and p99 at low load, against the best fixed setting.
 
-Writes ``bench/results/worker_throughput.json`` and a Markdown summary beside it, both with the
-machine's load average before and after (the machine is shared: read the figures with it).
-``--worker-root`` runs the worker from another checkout (e.g. an older commit, for a profile of
-the code before a change).
+Writes ``bench/results/worker_throughput.json`` (``worker_scale.json`` for ``--scale``) and a
+Markdown summary beside it, with the machine's load average before and after (the machine is
+shared: read the figures with it). ``--worker-root`` runs the main worker from another checkout.
 """
 
 from __future__ import annotations
@@ -31,38 +39,35 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
+from bench import harness, stats
 from bench import profile as pyspy
+from bench.harness import progress, rss_mib
 from models.runtime import NerModel
-from schemas.codecs import ENTITY_EVENT, RECORD
+from schemas.codecs import InputRecord
 from streams.kafka import local as local_kafka
-from streams.kafka.admin import create_topics
 from streams.model_loader import load_model
 from streams.settings import KAFKA_VERSION, Settings, load_settings
 from tests.conftest import free_port
-from tests.integration.worker_process import WorkerProcess, end_offsets, settings_env
+from tests.integration.worker_process import WorkerProcess
 from tests.records import mixed_records
 
 RESULTS = Path(__file__).parent / "results" / "worker_throughput.json"
+SCALE_RESULTS = Path(__file__).parent / "results" / "worker_scale.json"
 PARTITIONS = 2
+#: Partitions of the scale-out phase (issue #12: 1 vs 2 workers on 4 partitions).
+SCALE_OUT_PARTITIONS = 4
 #: Seconds of warm-up before the profile and the "after warm-up" memory reading.
 WARM_UP_S = 3.0
-
-
-def progress(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+#: Samples of a memory series kept in the results.
+SERIES_POINTS = 40
 
 
 def model_only(model: NerModel, texts: list[str], max_batch: int) -> float:
@@ -76,68 +81,17 @@ def model_only(model: NerModel, texts: list[str], max_batch: int) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of a process, from /proc (None when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def start_worker(
-    settings: Settings, work_dir: Path, root: Path | None, overrides: dict[str, str]
-) -> WorkerProcess:
-    worker = WorkerProcess(settings, work_dir / "worker.log", overrides=overrides)
-    if root is None:
-        return worker.start()
-    env = settings_env(settings, {**overrides, "worker.web_port": str(worker.web_port)})
-    with worker.log_path.open("ab") as log:
-        worker.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            cwd=root,
-            env={**env, "PYTHONPATH": str(root)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return worker
-
-
-def wait_ready(worker: WorkerProcess) -> None:
-    while True:
-        worker.assert_running()
-        try:
-            if worker.get("/readyz")[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.02)
-
-
-def outputs_done(settings: Settings) -> int:
-    topics = settings.topics
-    done = sum(end_offsets(settings, topics.entities, PARTITIONS).values())
-    return done + sum(end_offsets(settings, topics.dead_letter, 1).values())
-
-
 def end_to_end(
-    settings: Settings, records: list[Any], worker: WorkerProcess, profile_s: float
+    settings: Settings, records: list[InputRecord], worker: WorkerProcess, profile_s: float
 ) -> dict[str, Any]:
     """Records per second from worker ready to the last output acknowledged by the broker,
     with memory readings and (optionally) a py-spy profile taken while the backlog drains."""
-    input_topic = settings.topics.inputs[0]
-    producer = Producer({**settings.kafka.confluent_config(), "linger.ms": 20})
-    for record in records:
-        producer.produce(input_topic, RECORD.encode(record), key=record.id.encode())
-        producer.poll(0)
-    producer.flush(60)
-    progress(f"produced {len(records)} records to {input_topic}")
-    assert worker.process is not None
-    pid = worker.process.pid
+    harness.produce_all(settings, records)
+    progress(f"produced {len(records)} records to {settings.topics.inputs[0]}")
+    pid = harness.worker_pid(worker)
     rss = {"start": rss_mib(pid)}
-    wait_ready(worker)
+    counter = harness.OutputCounter(settings, PARTITIONS)
+    harness.wait_ready(worker)
     started = time.perf_counter()
     progress("worker ready; timing")
     rss["ready"] = rss_mib(pid)
@@ -147,12 +101,13 @@ def end_to_end(
     last_report = started
     while True:
         now = time.perf_counter()
-        if profile_s and profiler is None and now - started >= WARM_UP_S:
+        if "warm" not in rss and now - started >= WARM_UP_S:
             rss["warm"] = rss_mib(pid)
-            profiler = ThreadPoolExecutor(max_workers=1)
-            profiled = profiler.submit(pyspy.record, pid, profile_s)
-            progress(f"py-spy: profiling the worker for {profile_s:.0f} s")
-        done = outputs_done(settings)
+            if profile_s:
+                profiler = ThreadPoolExecutor(max_workers=1)
+                profiled = profiler.submit(pyspy.record, pid, profile_s)
+                progress(f"py-spy: profiling the worker for {profile_s:.0f} s")
+        done = counter.count()
         if done >= len(records):
             break
         if now - last_report > 2:
@@ -160,8 +115,9 @@ def end_to_end(
             samples.append((round(now - started, 1), rss_mib(pid)))
             last_report = now
         worker.assert_running()
-        time.sleep(0.02)
+        time.sleep(harness.COUNT_EVERY_S)
     seconds = time.perf_counter() - started
+    counter.close()
     rss["end"] = rss_mib(pid)
     result: dict[str, Any] = {
         "records_per_s": len(records) / seconds,
@@ -199,86 +155,6 @@ def mean_batch_size(worker: WorkerProcess) -> float | None:
     return round(values["nerstream_batch_size_sum"] / count, 1) if count else None
 
 
-def latency_at(
-    settings: Settings, records: list[Any], rate: float, worker: WorkerProcess
-) -> dict[str, Any]:
-    """Produce ``records`` at ``rate`` per second (created_at = send time); return the latency
-    percentiles (entity event's broker timestamp - created_at) read by an independent consumer."""
-    topics = settings.topics
-    consumer = Consumer(
-        {
-            **settings.kafka.confluent_config(),
-            "group.id": f"latency-{os.getpid()}-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-        }
-    )
-    ends = end_offsets(settings, topics.entities, PARTITIONS)
-    consumer.assign(
-        [TopicPartition(topic, partition, offset) for (topic, partition), offset in ends.items()]
-    )
-    producer = Producer({**settings.kafka.confluent_config(), "linger.ms": 1})
-    wanted = {record.id for record in records}
-    latencies: list[float] = []
-    started = time.monotonic()
-    for index, record in enumerate(records):
-        time.sleep(max(started + index / rate - time.monotonic(), 0.0))
-        stamped = dataclasses.replace(record, created_at=datetime.now(UTC))
-        producer.produce(topics.inputs[0], RECORD.encode(stamped), key=record.id.encode())
-        producer.poll(0)
-        for message in consumer.consume(500, timeout=0):
-            latencies.extend(_latency(message, wanted))
-    producer.flush(60)
-    deadline = time.monotonic() + 120
-    while len(latencies) < len(records) and time.monotonic() < deadline:
-        worker.assert_running()
-        for message in consumer.consume(500, timeout=0.5):
-            latencies.extend(_latency(message, wanted))
-    consumer.close()
-    latencies.sort()
-    return {
-        "rate_records_per_s": round(rate, 1),
-        "records": len(records),
-        "received": len(latencies),
-        "p50_ms": _percentile(latencies, 0.50),
-        "p95_ms": _percentile(latencies, 0.95),
-        "p99_ms": _percentile(latencies, 0.99),
-        "max_ms": round(latencies[-1], 1) if latencies else None,
-    }
-
-
-def _latency(message: Any, wanted: set[str]) -> list[float]:
-    if message.error() is not None:
-        return []
-    event = ENTITY_EVENT.decode(message.value())
-    if event.record_id not in wanted:
-        return []
-    _, broker_ms = message.timestamp()
-    return [broker_ms - event.created_at.timestamp() * 1000]
-
-
-def _percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    return round(values[min(int(share * len(values)), len(values) - 1)], 1)
-
-
-def create_bench_topics(settings: Settings) -> None:
-    create_topics(settings.kafka, [*settings.topics.inputs], PARTITIONS, 1)
-    create_topics(settings.kafka, [settings.topics.dead_letter], 1, 1)
-    # The entity topic stamps messages with the broker's clock: latency ends when the broker has
-    # the event, whatever the worker's clock says.
-    admin = AdminClient(dict(settings.kafka.confluent_config()))
-    topic = NewTopic(
-        settings.topics.entities,
-        PARTITIONS,
-        1,
-        config={"message.timestamp.type": "LogAppendTime"},
-    )
-    for future in admin.create_topics([topic]).values():
-        future.result(timeout=30)
-    time.sleep(1.0)
-
-
 def bench_settings(
     args: argparse.Namespace, bootstrap: str, work_dir: Path, prefix: str
 ) -> Settings:
@@ -296,20 +172,36 @@ def bench_settings(
             base.worker,
             group_id=f"{prefix}.ner",
             max_batch=args.max_batch,
-            data_dir=work_dir / "worker",
+            data_dir=work_dir / prefix,
         ),
         model=dataclasses.replace(base.model, model_dir=args.model_dir or "", threads=args.threads),
     )
 
 
+def worker_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides = {"model.threads": str(args.threads)}
+    if args.latency_target_ms is not None:
+        overrides["worker.latency_target_ms"] = str(args.latency_target_ms)
+    return overrides
+
+
+def phase_records(count: int, seed: int, tag: str) -> list[InputRecord]:
+    """``count`` fresh records with ids unique to one phase (``tag``)."""
+    return [
+        dataclasses.replace(record, id=f"{tag}-{record.id}")
+        for record in mixed_records(count, seed=seed)
+    ]
+
+
 def baseline_run(
-    args: argparse.Namespace, bootstrap: str, work_dir: Path, records: list[Any]
+    args: argparse.Namespace, bootstrap: str, work_dir: Path, records: list[InputRecord]
 ) -> dict[str, Any]:
     """The same end-to-end measurement (and profile) with the worker of ``--baseline-root``."""
     settings = bench_settings(args, bootstrap, work_dir, f"bench-{os.getpid()}-baseline")
-    create_bench_topics(settings)
-    overrides = {"model.threads": str(args.threads)}
-    worker = start_worker(settings, work_dir, args.baseline_root, overrides)
+    harness.create_bench_topics(settings, PARTITIONS)
+    worker = harness.start_worker(
+        settings, work_dir / "baseline.log", worker_overrides(args), args.baseline_root
+    )
     try:
         e2e = end_to_end(settings, records, worker, args.profile_s)
     finally:
@@ -320,9 +212,100 @@ def baseline_run(
     return e2e
 
 
+def scale_out(
+    args: argparse.Namespace, bootstrap: str, work_dir: Path, count: int
+) -> list[dict[str, Any]]:
+    """The same ``count`` records through 1, then 2 workers of one group on 4 partitions."""
+    rows = []
+    for workers in (1, 2):
+        name = f"bench-{os.getpid()}-scale-out-{workers}"
+        settings = bench_settings(args, bootstrap, work_dir, name)
+        harness.create_bench_topics(settings, SCALE_OUT_PARTITIONS)
+        running = harness.run_workers(settings, work_dir, name, worker_overrides(args), workers)
+        progress(f"scale-out: {count} records, {workers} worker(s), 4 partitions")
+        try:
+            drained = harness.drain(
+                settings, mixed_records(count), count, running, SCALE_OUT_PARTITIONS
+            )
+        finally:
+            harness.stop_all(running)
+        drained["series"] = stats.thin(
+            [(row["at_s"], sum(filter(None, row["worker_rss_mib"]))) for row in drained["series"]],
+            SERIES_POINTS,
+        )
+        rows.append({"workers": workers, "partitions": SCALE_OUT_PARTITIONS, **drained})
+        progress(f"  {drained['records_per_s']} records/s")
+    rows[1]["speed_up_over_one_worker"] = round(
+        rows[1]["records_per_s"] / rows[0]["records_per_s"], 3
+    )
+    return rows
+
+
+def batching_comparison(
+    args: argparse.Namespace, bootstrap: str, work_dir: Path, count: int, low_rate: float
+) -> dict[str, Any]:
+    """Adaptive batching against fixed batch sizes: throughput draining ``count`` records, then
+    p99 latency at ``low_rate`` (the same records for every configuration)."""
+    target = args.latency_target_ms if args.latency_target_ms is not None else 100.0
+    configs: list[tuple[str, int, float, float | None]] = [
+        ("adaptive", args.max_batch, target, None)
+    ]
+    configs += [
+        (f"fixed {size}" + ("" if wait is None else f", wait {wait} s"), size, 0.0, wait)
+        for size, wait in args.fixed_batches
+    ]
+    low_count = stats.records_for(low_rate, args.latency_seconds)
+    rows = []
+    for label, max_batch, latency_target, wait_s in configs:
+        name = f"bench-{os.getpid()}-batching-{label.replace(' ', '-')}"
+        settings = bench_settings(args, bootstrap, work_dir, name)
+        harness.create_bench_topics(settings, PARTITIONS)
+        overrides = {
+            **worker_overrides(args),
+            "worker.max_batch": str(max_batch),
+            "worker.latency_target_ms": str(latency_target),
+        }
+        if wait_s is not None:
+            overrides["worker.max_wait_s"] = str(wait_s)
+        running = harness.run_workers(settings, work_dir, name, overrides, 1)
+        progress(f"batching {label}: {count} records at maximum load, then {low_rate:.0f}/s")
+        try:
+            drained = harness.drain(settings, mixed_records(count, seed=11), count, running, 2)
+            batch = mean_batch_size(running[0])  # under backlog, before the low-load phase
+            low = harness.latency_at(
+                settings, phase_records(low_count, 200, "low"), low_rate, running, PARTITIONS
+            )
+        finally:
+            harness.stop_all(running)
+        rows.append(
+            {
+                "label": label,
+                "max_batch": max_batch,
+                "latency_target_ms": latency_target,
+                "records_per_s": drained["records_per_s"],
+                "max_wait_s": wait_s,
+                "mean_batch_size_at_max_load": batch,
+                "low_load_rate_records_per_s": round(low_rate, 1),
+                **{key: low[key] for key in ("received", "p50_ms", "p95_ms", "p99_ms")},
+                "low_load_records": low_count,
+            }
+        )
+        progress(f"  {drained['records_per_s']} records/s, p99 {low['p99_ms']} ms at low load")
+    return {"records": count, "rows": rows, "verdict": stats.compare_batching(rows[0], rows[1:])}
+
+
+def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, Any]:
     settings = bench_settings(args, bootstrap, work_dir, f"bench-{os.getpid()}")
-    create_bench_topics(settings)
+    harness.create_bench_topics(settings, PARTITIONS)
     load_before = os.getloadavg()
 
     records = list(mixed_records(args.records))
@@ -333,10 +316,9 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
     # the mean of the two brackets the end-to-end measurement.
     before = model_only(model, texts, args.max_batch)
     progress(f"model only: {before:.0f} records/s")
-    overrides = {"model.threads": str(args.threads)}
-    if args.latency_target_ms is not None:
-        overrides["worker.latency_target_ms"] = str(args.latency_target_ms)
-    worker = start_worker(settings, work_dir, args.worker_root, overrides)
+    worker = harness.start_worker(
+        settings, work_dir / "worker.log", worker_overrides(args), args.worker_root
+    )
     try:
         e2e = end_to_end(settings, records, worker, args.profile_s)
         e2e_rps = e2e.pop("records_per_s")
@@ -344,20 +326,17 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
         latency = []
         for index, fraction in enumerate(args.latency_rates):
             rate = fraction * e2e_rps
-            count = max(int(rate * args.latency_seconds), 50)
-            phase = [
-                dataclasses.replace(record, id=f"lat{index}-{record.id}")
-                for record in mixed_records(count, seed=100 + index)
-            ]
+            phase = phase_records(
+                stats.records_for(rate, args.latency_seconds), 100 + index, f"lat{index}"
+            )
             progress(f"latency at {fraction:.0%} of the maximum ({rate:.0f} records/s)")
-            measured = latency_at(settings, phase, rate, worker)
+            measured = harness.latency_at(settings, phase, rate, [worker], PARTITIONS)
             measured["fraction_of_max"] = fraction
             latency.append(measured)
             progress(
                 f"  p50/p95/p99 {measured['p50_ms']}/{measured['p95_ms']}/{measured['p99_ms']} ms"
             )
-        assert worker.process is not None
-        e2e["rss_mib"]["after_latency_phases"] = rss_mib(worker.process.pid)
+        e2e["rss_mib"]["after_latency_phases"] = rss_mib(harness.worker_pid(worker))
     finally:
         worker.stop()
     baseline = baseline_run(args, bootstrap, work_dir, records) if args.baseline_root else None
@@ -366,9 +345,15 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
     model_rps = (before + after) / 2
     if baseline is not None:
         baseline["ratio_end_to_end_to_model_only"] = round(baseline["records_per_s"] / model_rps, 3)
+    scale_out_count = args.scale_out_records
+    if scale_out_count is None:
+        scale_out_count = args.records // 2
+    batching_count = args.batching_records
+    if batching_count is None:
+        batching_count = args.records // 4
     return {
         "benchmark": "worker_throughput",
-        "command": " ".join(["python -m bench.worker_throughput", *sys.argv[1:]]),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "worker_code": str(args.worker_root or "this checkout"),
         "records": len(records),
@@ -389,12 +374,71 @@ def run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, A
         "end_to_end": e2e,
         "latency": latency,
         "baseline": baseline,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1_5_15_before": [round(x, 2) for x in load_before],
-            "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "scale_out": (
+            scale_out(args, bootstrap, work_dir, scale_out_count) if scale_out_count else None
+        ),
+        "batching": (
+            batching_comparison(args, bootstrap, work_dir, batching_count, 0.25 * e2e_rps)
+            if batching_count and args.fixed_batches
+            else None
+        ),
+        "machine": machine(load_before),
+        "kafka_version": KAFKA_VERSION,
+    }
+
+
+def scale_run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[str, Any]:
+    """``--scale N``: N generated records (streamed, never all in memory) through
+    ``--scale-workers`` workers on ``--scale-partitions`` partitions; total time and memory."""
+    load_before = os.getloadavg()
+    name = f"bench-{os.getpid()}-scale"
+    settings = bench_settings(args, bootstrap, work_dir, name)
+    harness.create_bench_topics(settings, args.scale_partitions)
+    running = harness.run_workers(
+        settings, work_dir, name, worker_overrides(args), args.scale_workers
+    )
+    progress(f"scale: {args.scale} records, {args.scale_workers} worker(s)")
+    try:
+        drained = harness.drain(
+            settings,
+            mixed_records(args.scale, seed=1),
+            args.scale,
+            running,
+            args.scale_partitions,
+            sample_every_s=5.0,
+        )
+        batch = [mean_batch_size(worker) for worker in running]
+    finally:
+        harness.stop_all(running)
+    series = drained.pop("series")
+    per_worker = [
+        stats.memory_growth(
+            [(row["at_s"], row["worker_rss_mib"][index]) for row in series],
+            after_s=0.05 * drained["seconds"],
+        )
+        for index in range(args.scale_workers)
+    ]
+    return {
+        "benchmark": "worker_scale",
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "workers": args.scale_workers,
+        "partitions": args.scale_partitions,
+        "max_batch": args.max_batch,
+        "threads": args.threads,
+        **drained,
+        "mean_batch_size_per_worker": batch,
+        "minutes_per_million_records": round(drained["seconds"] / args.scale * 1e6 / 60, 1),
+        "memory_growth_after_warm_up_per_worker": per_worker,
+        "memory_over_time": stats.thin(
+            [
+                (row["at_s"], row["outputs"], row["worker_rss_mib"], row["harness_rss_mib"])
+                for row in series
+            ],
+            SERIES_POINTS,
+        ),
+        "memory_over_time_columns": ["at_s", "outputs", "worker_rss_mib", "harness_rss_mib"],
+        "machine": machine(load_before),
         "kafka_version": KAFKA_VERSION,
     }
 
@@ -444,6 +488,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"**{baseline['ratio_end_to_end_to_model_only']}**, RSS {baseline['rss_mib']} MiB.",
             "",
         ]
+    lines += scale_out_and_batching_lines(result)
     for title, prof in (
         ("this checkout's worker", result["end_to_end"].get("profile")),
         ("the baseline worker", (baseline or {}).get("profile")),
@@ -464,6 +509,107 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scale_out_and_batching_lines(result: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if result.get("scale_out"):
+        lines += [
+            "1 vs 2 workers (one group, 4 partitions, the same records, production streamed):",
+            "",
+            "| workers | records | seconds | records/s | speed-up | RSS MiB per worker "
+            "ready → warm → end |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in result["scale_out"]:
+            rss = "; ".join(
+                f"{w['ready']} → {w['warm']} → {w['end']}" for w in row["rss_mib_per_worker"]
+            )
+            lines.append(
+                f"| {row['workers']} | {row['records']} | {row['seconds']} | "
+                f"{row['records_per_s']} | {row.get('speed_up_over_one_worker', 1)} | {rss} |"
+            )
+        lines.append("")
+    batching = result.get("batching")
+    if batching:
+        rows = batching["rows"]
+        lines += [
+            f"Batching: throughput draining {batching['records']} records at "
+            f"maximum load; latency at {rows[0]['low_load_rate_records_per_s']} records/s "
+            "(25 % of the end-to-end maximum):",
+            "",
+            "| batching | max_batch | latency_target_ms | records/s | mean batch at max | "
+            "p50 / p95 / p99 ms at 25 % |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['label']} | {row['max_batch']} | {row['latency_target_ms']} | "
+            f"{row['records_per_s']} | {row['mean_batch_size_at_max_load']} | "
+            f"{row['p50_ms']} / {row['p95_ms']} / {row['p99_ms']} |"
+            for row in rows
+        ]
+        verdict = batching["verdict"]
+        if verdict["complete"]:
+            lines += [
+                "",
+                f"Adaptive p99 {verdict['adaptive_p99_ms']} ms against the best fixed "
+                f"({verdict['best_fixed_p99']['label']}) {verdict['best_fixed_p99']['p99_ms']} ms"
+                f" — {'better' if verdict['p99_better'] else 'not better'}; throughput "
+                f"{verdict['throughput_share_of_best_fixed']:.0%} of the best fixed "
+                f"({verdict['best_fixed_throughput']['label']}) — "
+                f"{'within' if verdict['throughput_within_5_percent'] else 'not within'} 5 %.",
+            ]
+        lines.append("")
+    return lines
+
+
+def scale_markdown(result: dict[str, Any]) -> str:
+    """A short human summary of a ``--scale`` result."""
+    machine = result["machine"]
+    lines = [
+        f"# Worker benchmark at scale, {result['measured_at']}",
+        "",
+        f"`{result['command']}` — {result['records']} generated news and medical records (mean "
+        f"{result['mean_text_chars']} chars, longest {result['longest_text_chars']}: every 25th is "
+        f"a long note the model reads in windows), {result['workers']} worker(s), "
+        f"{result['partitions']} partitions, max_batch {result['max_batch']}, "
+        f"{result['threads']} ONNX Runtime thread(s).",
+        "",
+        f"Machine: {machine['cpus']} CPUs, load average (1/5/15 min) "
+        f"{machine['load_average_1_5_15_before']} before, {machine['load_average_1_5_15_after']} "
+        "after — a shared machine: read every figure with it.",
+        "",
+        f"**{result['seconds']} s** in all, {result['records_per_s']} records/s "
+        f"(= {result['minutes_per_million_records']} minutes per 1,000,000 records at this "
+        f"rate); mean batch {result['mean_batch_size_per_worker']}.",
+        "",
+        "| worker | RSS MiB ready | after warm-up | end | growth after warm-up |",
+        "|---|---|---|---|---|",
+    ]
+    for index, (rss, growth) in enumerate(
+        zip(
+            result["rss_mib_per_worker"],
+            result["memory_growth_after_warm_up_per_worker"],
+            strict=True,
+        )
+    ):
+        share = growth["growth_after_warm_up"]
+        lines.append(
+            f"| {index} | {rss['ready']} | {rss['warm']} | {rss['end']} | "
+            f"{'n/a' if share is None else f'{share:+.1%}'} |"
+        )
+    lines += [
+        "",
+        "Memory over time (sampled every 5 s, thinned):",
+        "",
+        "| s | outputs | worker RSS MiB | harness RSS MiB |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {at} | {outputs} | {', '.join(map(str, workers))} | {own} |"
+        for at, outputs, workers, own in result["memory_over_time"]
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=15000)
@@ -471,11 +617,11 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="JSON result (Markdown beside it)")
     parser.add_argument(
         "--latency-rates",
-        type=lambda text: [float(x) for x in text.split(",") if x],
-        default=[0.25, 0.5, 0.75],
+        type=fractions,
+        default=[0.25, 0.5, 0.75, 1.0],
         help="fractions of the measured end-to-end rate to measure latency at ('' for none)",
     )
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="per rate")
@@ -487,7 +633,26 @@ def main() -> int:
         type=Path,
         help="also run the end-to-end phase (and profile) with the worker of this checkout",
     )
+    parser.add_argument(
+        "--scale-out-records", type=int, help="records for 1 vs 2 workers (--records/2; 0: skip)"
+    )
+    parser.add_argument(
+        "--batching-records", type=int, help="records per batching setting (--records/4; 0: skip)"
+    )
+    parser.add_argument(
+        "--fixed-batches",
+        type=fixed_batches,
+        default=fixed_batches("32,256,256@0.05"),
+        help="fixed settings adaptive batching is compared with: max_batch[@max_wait_s], comma "
+        "separated ('' for none)",
+    )
+    parser.add_argument(
+        "--scale", type=int, help="only the scale run: this many records, streamed (1000000)"
+    )
+    parser.add_argument("--scale-workers", type=int, default=1)
+    parser.add_argument("--scale-partitions", type=int, default=SCALE_OUT_PARTITIONS)
     args = parser.parse_args()
+    output = args.output or (SCALE_RESULTS if args.scale else RESULTS)
 
     work_dir = Path(tempfile.mkdtemp(prefix="nerstream-bench-"))
     broker: Settings | None = None
@@ -505,16 +670,34 @@ def main() -> int:
                 env={},
             )
             bootstrap = local_kafka.up(broker, log=progress).bootstrap_servers
-        result = run(args, bootstrap, work_dir)
+        result = (scale_run if args.scale else run)(args, bootstrap, work_dir)
     finally:
         if broker is not None:
             local_kafka.down(broker, wipe=True)
         shutil.rmtree(work_dir, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    args.output.with_suffix(".md").write_text(markdown(result) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    summary = scale_markdown(result) if args.scale else markdown(result)
+    output.with_suffix(".md").write_text(summary + "\n", encoding="utf-8")
+    print(summary)
     return 0
+
+
+def fixed_batches(text: str) -> list[tuple[int, float | None]]:
+    """``32,256@0.05`` -> [(32, None), (256, 0.05)]: max_batch, and max_wait_s where given."""
+    settings = []
+    for item in filter(None, text.split(",")):
+        size, _, wait = item.partition("@")
+        settings.append((int(size), float(wait) if wait else None))
+    return settings
+
+
+def fractions(text: str) -> list[float]:
+    """``0.25,0.5`` -> [0.25, 0.5]: fractions of the maximum rate, each in (0, 1]."""
+    values = [float(x) for x in text.split(",") if x]
+    if any(not 0 < value <= 1 for value in values):
+        raise argparse.ArgumentTypeError("each rate is a fraction of the maximum in (0, 1]")
+    return values
 
 
 if __name__ == "__main__":
