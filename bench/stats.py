@@ -52,16 +52,11 @@ def records_for(rate: float, seconds: float, minimum: int = 50) -> int:
     return max(int(rate * seconds), minimum)
 
 
-def memory_growth(
-    series: Sequence[tuple[float, float | None]], after_s: float
-) -> dict[str, float | None]:
-    """Resident memory (MiB) at the first sample from ``after_s`` seconds on (after warm-up), at
-    the last sample, and the growth between them as a share; None where samples are missing."""
-    readings = [(at, mib) for at, mib in series if mib is not None]
-    warm = next((mib for at, mib in readings if at >= after_s), None)
-    end = readings[-1][1] if readings else None
-    growth = None if warm is None or end is None else round((end - warm) / warm, 3)
-    return {"warm_mib": warm, "end_mib": end, "growth_after_warm_up": growth}
+def growth(before: float | None, after: float | None) -> float | None:
+    """``after`` relative to ``before`` as a share (0.1 = 10 % more); None if either is missing."""
+    if before is None or after is None or before <= 0:
+        return None
+    return round((after - before) / before, 3)
 
 
 def thin(series: Sequence[Sample], most: int) -> list[Sample]:

@@ -256,8 +256,8 @@ def batching_comparison(
     ]
     low_count = stats.records_for(low_rate, args.latency_seconds)
     rows = []
-    for label, max_batch, latency_target, wait_s in configs:
-        name = f"bench-{os.getpid()}-batching-{label.replace(' ', '-')}"
+    for index, (label, max_batch, latency_target, wait_s) in enumerate(configs):
+        name = f"bench-{os.getpid()}-batching-{index}"
         settings = bench_settings(args, bootstrap, work_dir, name)
         harness.create_bench_topics(settings, PARTITIONS)
         overrides = {
@@ -411,13 +411,7 @@ def scale_run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[
     finally:
         harness.stop_all(running)
     series = drained.pop("series")
-    per_worker = [
-        stats.memory_growth(
-            [(row["at_s"], row["worker_rss_mib"][index]) for row in series],
-            after_s=0.05 * drained["seconds"],
-        )
-        for index in range(args.scale_workers)
-    ]
+    per_worker = [stats.growth(rss["warm"], rss["end"]) for rss in drained["rss_mib_per_worker"]]
     return {
         "benchmark": "worker_scale",
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
@@ -443,9 +437,16 @@ def scale_run(args: argparse.Namespace, bootstrap: str, work_dir: Path) -> dict[
     }
 
 
+def machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f"Machine: {machine['cpus']} CPUs, load average (1/5/15 min) "
+        f"{machine['load_average_1_5_15_before']} before, {machine['load_average_1_5_15_after']} "
+        "after — a shared machine: read every figure with it."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     """A short human summary of one result."""
-    machine = result["machine"]
     lines = [
         f"# Worker benchmark, {result['measured_at']}",
         "",
@@ -455,9 +456,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['model']['version']} on {result['model']['provider']}, "
         f"{result['model']['threads']} thread(s).",
         "",
-        f"Machine: {machine['cpus']} CPUs, load average (1/5/15 min) "
-        f"{machine['load_average_1_5_15_before']} before, {machine['load_average_1_5_15_after']} "
-        "after — a shared machine: read every figure with it.",
+        machine_line(result["machine"]),
         "",
         "| measure | value |",
         "|---|---|",
@@ -563,7 +562,6 @@ def scale_out_and_batching_lines(result: dict[str, Any]) -> list[str]:
 
 def scale_markdown(result: dict[str, Any]) -> str:
     """A short human summary of a ``--scale`` result."""
-    machine = result["machine"]
     lines = [
         f"# Worker benchmark at scale, {result['measured_at']}",
         "",
@@ -573,9 +571,7 @@ def scale_markdown(result: dict[str, Any]) -> str:
         f"{result['partitions']} partitions, max_batch {result['max_batch']}, "
         f"{result['threads']} ONNX Runtime thread(s).",
         "",
-        f"Machine: {machine['cpus']} CPUs, load average (1/5/15 min) "
-        f"{machine['load_average_1_5_15_before']} before, {machine['load_average_1_5_15_after']} "
-        "after — a shared machine: read every figure with it.",
+        machine_line(result["machine"]),
         "",
         f"**{result['seconds']} s** in all, {result['records_per_s']} records/s "
         f"(= {result['minutes_per_million_records']} minutes per 1,000,000 records at this "
@@ -584,14 +580,13 @@ def scale_markdown(result: dict[str, Any]) -> str:
         "| worker | RSS MiB ready | after warm-up | end | growth after warm-up |",
         "|---|---|---|---|---|",
     ]
-    for index, (rss, growth) in enumerate(
+    for index, (rss, share) in enumerate(
         zip(
             result["rss_mib_per_worker"],
             result["memory_growth_after_warm_up_per_worker"],
             strict=True,
         )
     ):
-        share = growth["growth_after_warm_up"]
         lines.append(
             f"| {index} | {rss['ready']} | {rss['warm']} | {rss['end']} | "
             f"{'n/a' if share is None else f'{share:+.1%}'} |"

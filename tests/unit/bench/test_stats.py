@@ -59,18 +59,11 @@ def test_records_for_a_phase_has_a_floor() -> None:
     assert stats.records_for(2.0, 10.0) == 50
 
 
-def test_memory_growth_from_the_first_sample_after_warm_up() -> None:
-    series = [(0.0, 100.0), (5.0, None), (10.0, 200.0), (20.0, 210.0), (30.0, 220.0)]
-    assert stats.memory_growth(series, after_s=5.0) == {
-        "warm_mib": 200.0,
-        "end_mib": 220.0,
-        "growth_after_warm_up": 0.1,
-    }
-    assert stats.memory_growth([], after_s=1.0) == {
-        "warm_mib": None,
-        "end_mib": None,
-        "growth_after_warm_up": None,
-    }
+def test_growth_is_a_share_of_the_first_reading() -> None:
+    assert stats.growth(200.0, 220.0) == 0.1
+    assert stats.growth(200.0, 190.0) == -0.05
+    assert stats.growth(None, 220.0) is None
+    assert stats.growth(200.0, None) is None
 
 
 def test_thin_keeps_the_ends_and_spacing() -> None:
