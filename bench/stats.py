@@ -70,6 +70,12 @@ def thin(series: Sequence[Sample], most: int) -> list[Sample]:
     return [series[round(index * step)] for index in range(most)]
 
 
+def bracketed_ratio(before: float, middle: float, after: float) -> float:
+    """``middle`` against the mean of the two measurements taken before and after it: on a
+    machine whose load drifts, the bracket cancels a linear drift."""
+    return round(middle / ((before + after) / 2), 3)
+
+
 def compare_batching(
     adaptive: Mapping[str, Any], fixed: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:

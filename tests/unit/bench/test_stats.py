@@ -74,6 +74,12 @@ def test_thin_keeps_the_ends_and_spacing() -> None:
         stats.thin(series, 1)
 
 
+def test_bracketed_ratio_cancels_a_linear_drift() -> None:
+    # One worker ran at 100/s, then (load falling) two at 300/s, then one at 200/s: the middle
+    # run is 2x the mean of its brackets, not 3x the first.
+    assert stats.bracketed_ratio(100.0, 300.0, 200.0) == 2.0
+
+
 def row(label: str, records_per_s: float, p99_ms: float | None) -> dict[str, object]:
     return {"label": label, "records_per_s": records_per_s, "p99_ms": p99_ms}
 
