@@ -211,7 +211,7 @@ def drain(
                     }
                 )
                 progress(f"drain: {done}/{count} outputs, {produced} produced")
-                next_sample += sample_every_s
+                next_sample = now + sample_every_s
             for worker in workers:
                 worker.assert_running()
             time.sleep(COUNT_EVERY_S)
