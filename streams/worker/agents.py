@@ -44,9 +44,9 @@ from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
 from errors import EXIT_CRASH_STOP, TemporaryError
-from schemas.codecs import ModelInfo
+from schemas.codecs import REVIEW_TASK, ModelInfo
 from streams.registry.client import RegistryClient
-from streams.registry.wire import WriterSchemas, register_outputs
+from streams.registry.wire import WriterSchemas, register_outputs, register_schema
 from streams.settings import Settings
 from streams.worker.app import create_app, raw_topic, run_app
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
@@ -59,6 +59,7 @@ from streams.worker.producer import (
     deliver_all,
     producer_config,
 )
+from streams.worker.review import ReviewRules
 from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, observe_all, partition_lag
 
 __all__ = ["EXIT_CRASH_STOP", "NerWorker", "ServedModel", "WorkerState", "run_worker"]
@@ -154,6 +155,13 @@ class NerWorker:
             max_text_chars=settings.worker.max_text_chars,
             worker_id=self.worker_id,
             model=ModelInfo(manifest.name, manifest.version),
+            review_topic=settings.topics.review,
+            review=ReviewRules(
+                settings.review.entity_score_below,
+                settings.review.sequence_confidence_below,
+                settings.review.sample_rate,
+                settings.review.sample_seed,
+            ),
         )
         if settings.schema_registry.enabled:
             self.config = _registry_mode(self.config, settings)
@@ -304,7 +312,7 @@ class NerWorker:
             batch = await self._to_produce.get()
             try:
                 batch.messages, batch.result, _ = await batch.inference
-                acks = await self.transport.produce(batch.result.outputs)
+                acks = await self.transport.produce(batch.result.deliveries)
             except TemporaryError as exc:
                 # The registry stayed away: the batch is redone after a restart, not lost.
                 crash_stop(str(exc))
@@ -328,7 +336,7 @@ class NerWorker:
         assert batch.result is not None
         try:
             batch.resent = await deliver_all(
-                batch.result.outputs, self.transport, first_attempt=acks
+                batch.result.deliveries, self.transport, first_attempt=acks
             )
             released = self._in_flight.delivered(batch.sequence)
         except DeliveryError as exc:
@@ -526,10 +534,16 @@ def _registry_mode(config: PipelineConfig, settings: Settings) -> PipelineConfig
         ids.entity_event,
         ids.dead_letter,
     )
+    review_id = (
+        register_schema(client, registry, config.review_topic, REVIEW_TASK)
+        if config.review.enabled
+        else None
+    )
     return replace(
         config,
         entity_event_schema_id=ids.entity_event,
         dead_letter_schema_id=ids.dead_letter,
+        review_task_schema_id=review_id,
         writer_schema=WriterSchemas(client, registry.outage_timeout_s),
     )
 

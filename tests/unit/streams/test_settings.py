@@ -17,7 +17,19 @@ def test_defaults_are_valid_and_loopback() -> None:
     assert settings.worker.web_host == "127.0.0.1"
     assert settings.serve.host == "127.0.0.1"
     assert settings.serve.bearer_token() is None
-    assert settings.topics.all[-2:] == (settings.topics.entities, settings.topics.dead_letter)
+    assert settings.topics.all[-3:] == (
+        settings.topics.entities,
+        settings.topics.dead_letter,
+        settings.topics.review,
+    )
+    # Review routing is off by default.
+    review = settings.review
+    assert (review.entity_score_below, review.sequence_confidence_below, review.sample_rate) == (
+        0,
+        0,
+        0,
+    )
+    assert review.host == "127.0.0.1"
 
 
 def test_environment_sets_typed_fields() -> None:
