@@ -294,6 +294,8 @@ class ReviewSettings:
     port: int = 6070
     #: Seconds a reviewer holds a task without touching it before another one may get it.
     lease_s: float = 600.0
+    #: The tasks, every decision, and (unless ``--output`` says otherwise) the corrections.
+    state_dir: Path = field(default_factory=lambda: _default_data_dir() / "review")
 
     def validate(self) -> None:
         for name in ("entity_score_below", "sequence_confidence_below", "sample_rate"):

@@ -13,6 +13,8 @@ from confluent_kafka import Producer
 
 from schemas.codecs import RECORD, EntityEvent, ReviewTask
 from streams.kafka.consume import consume_outputs
+from streams.review.sources import pull_topic
+from streams.review.store import ReviewStore
 from streams.worker.review import sampled
 from tests.conftest import KafkaScope
 from tests.integration.worker_process import WorkerProcess, end_offsets, wait_committed_to_end
@@ -99,3 +101,9 @@ def test_worker_routes_uncertain_and_sampled_records_to_review(
         assert (task.model, task.input) == (event.model, event.input)
         low = any(span.score < SCORE_BELOW for span in task.entities)
         assert task.reason == ("LOW_ENTITY_SCORE" if low else "RANDOM_SAMPLE")
+
+    # nerstream review --from-topic takes the same tasks into its store, once each, and commits.
+    store = ReviewStore(tmp_path / "review-state", lease_s=60)
+    assert pull_topic(settings, store.add, idle_s=2) == len(tasks)
+    assert {item.id for item in store.items()} == expected
+    assert pull_topic(settings, store.add, idle_s=2) == 0

@@ -1,0 +1,84 @@
+"""Where review tasks come from: a JSONL file, or the review topic the worker writes.
+
+Reading the topic uses the consumer group ``<worker.group_id>-review``: it reads what is there
+until the topic is quiet, and commits only after the tasks are in the state directory, so a
+task is never lost between the topic and the store (one read twice is ignored there).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError
+
+from errors import PermanentError, TemporaryError
+from schemas.codecs import REVIEW_TASK, to_json
+from schemas.errors import DecodeError
+from streams.review.tasks import ReviewItem, item_from_json
+from streams.settings import Settings
+
+
+def read_task_file(path: Path) -> list[ReviewItem]:
+    """Review items of a JSONL file (``nerstream consume --json`` or ``annotate`` lines)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise PermanentError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PermanentError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+        items.append(item_from_json(obj, f"{path}:{number}"))
+    return items
+
+
+def pull_topic(
+    settings: Settings,
+    take: Callable[[list[ReviewItem]], int],
+    idle_s: float = 5.0,
+) -> int:
+    """Hand every new review task on ``topics.review`` to ``take`` (which persists them), then
+    commit; return how many messages were read. Undecodable messages are skipped."""
+    consumer = Consumer(
+        {
+            **settings.kafka.confluent_config(),
+            "group.id": f"{settings.worker.group_id}-review",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    read = 0
+    try:
+        consumer.subscribe([settings.topics.review])
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            messages = consumer.consume(500, timeout=0.5)
+            items = []
+            got = 0
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue  # no review task was ever written
+                    raise TemporaryError(f"reading {settings.topics.review}: {error.str()}")
+                got += 1
+                try:
+                    task = REVIEW_TASK.decode(message.value() or b"")
+                except DecodeError:
+                    continue
+                items.append(item_from_json(to_json(task), f"offset {message.offset()}"))
+            if got:
+                read += got
+                last = time.monotonic()
+                take(items)
+                consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return read
