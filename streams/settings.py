@@ -238,8 +238,14 @@ class WorkerSettings:
 class ModelSettings:
     """Which NER model the worker serves, and how ONNX Runtime runs it."""
 
-    #: A model directory; empty means the default model shipped inside the package.
+    #: A model directory; empty means the default model shipped inside the package (or the
+    #: store's current version when ``store_dir`` is set).
     model_dir: str = ""
+    #: A model store (``streams.model_store``): the worker serves the version its ``current``
+    #: pointer names and switches, without a restart, when the pointer changes.
+    store_dir: str = ""
+    #: Seconds between two reads of the store's pointer.
+    reload_interval_s: float = 5.0
     #: auto (TensorRT, then CUDA, then CPU, as available), tensorrt, cuda or cpu.
     provider: str = "auto"
     #: ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide.
@@ -270,6 +276,10 @@ class ModelSettings:
             )
         if self.threads < 0:
             raise SettingsError("model.threads must be >= 0")
+        if self.model_dir and self.store_dir:
+            raise SettingsError("set model.model_dir or model.store_dir, not both")
+        if self.reload_interval_s <= 0:
+            raise SettingsError("model.reload_interval_s must be > 0")
         for name in ("bucket_texts", "bucket_chars", "onnx_batch"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"model.{name} must be >= 1")

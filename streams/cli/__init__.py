@@ -3,7 +3,7 @@
 Belongs here: argument parsing, printing results, and :func:`main`, the one place where errors
 become exit codes. The commands live in one module per group: :mod:`.worker` (worker,
 passthrough, settings), :mod:`.kafka` (local, produce, consume, topics), :mod:`.model` (train,
-evaluate, export, annotate), :mod:`.review`, :mod:`.autoscale` and :mod:`.serve`;
+evaluate, export, annotate, models), :mod:`.review`, :mod:`.autoscale` and :mod:`.serve`;
 :mod:`.common` holds what they share. Each command imports what it needs inside itself, so
 ``nerstream --help`` and light commands start fast and the serving commands never import torch.
 
@@ -40,6 +40,7 @@ _COMMANDS = (
     model.add_evaluate,
     model.add_export,
     model.add_annotate,
+    model.add_models,
     review.add_review,
     autoscale.add_autoscale,
     serve.add_serve,

@@ -1,5 +1,5 @@
-"""The model's commands: ``train``, ``evaluate``, ``export`` (need the ``train`` extra) and
-``annotate``.
+"""The model's commands: ``train``, ``evaluate``, ``export`` (need the ``train`` extra),
+``annotate`` and ``models`` (the model store).
 
 ``train``, ``evaluate`` and ``export`` call into ``training`` (torch) with imports inside the
 command, so no other command, and nothing under ``streams.worker``, ever imports it. Every command
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from errors import EXIT_OK, PermanentError, UsageError
-from streams.cli.common import Subparsers, model_flags, progress
+from streams.cli.common import Subparsers, model_flags, progress, setting_flag
 from streams.settings import Settings
 
 
@@ -236,3 +236,49 @@ def add_annotate(sub: Subparsers) -> None:
     parser.add_argument("--output", type=Path, help="output JSONL file (default: stdout)")
     model_flags(parser)
     parser.set_defaults(handler=cmd_annotate)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from models.manifest import read_manifest
+    from streams.model_store import ModelStoreError, add, current_version, promote, versions
+
+    if not settings.model.store_dir:
+        raise UsageError("name the model store with --store DIR (or NERSTREAM_MODEL_STORE_DIR)")
+    store = Path(settings.model.store_dir)
+    if args.action == "add":
+        for directory in args.targets:
+            print(f"added {add(store, Path(directory))}")
+        return EXIT_OK
+    if args.action == "promote":
+        if len(args.targets) != 1:
+            raise UsageError("promote takes one version")
+        promote(store, args.targets[0])
+        print(f"current -> {args.targets[0]}")
+        return EXIT_OK
+    try:
+        serving = current_version(store)
+    except ModelStoreError:
+        serving = ""
+    for version in versions(store):
+        manifest = read_manifest(store / version, verify_files=False)
+        mark = "*" if version == serving else " "
+        print(f"{mark} {version:<40} {manifest.name}  created {manifest.created_at}")
+    return EXIT_OK
+
+
+def add_models(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "models",
+        help="the model store: list versions, add a model directory, promote (or roll back)",
+        description="A model store holds model versions and a `current` pointer; workers started "
+        "with --model-store switch to the promoted version without a restart.",
+    )
+    parser.add_argument("action", choices=["list", "add", "promote"])
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="DIR|VERSION",
+        help="add: model directories; promote: one version",
+    )
+    setting_flag(parser, "--store", "model.store_dir", "the model store directory")
+    parser.set_defaults(handler=cmd_models)
