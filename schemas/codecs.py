@@ -395,9 +395,7 @@ def _review_task_from_datum(datum: dict[str, Any]) -> ReviewTask:
     )
 
 
-REVIEW_TASK = AvroCodec(
-    load_schema(SCHEMA_DIR / "review_task.avsc"), _review_task_to_datum, _review_task_from_datum
-)
+REVIEW_TASK = _load_codec("review_task.avsc", _review_task_to_datum, _review_task_from_datum)
 
 #: The Kafka header that names the Avro schema of an output value (entity event or dead
 #: letter), so readers pick the right codec; its values are the schemas' full names.

@@ -17,6 +17,8 @@ from confluent_kafka import Consumer, KafkaError
 from errors import PermanentError, TemporaryError
 from schemas.codecs import REVIEW_TASK, to_json
 from schemas.errors import DecodeError
+from streams.registry.client import RegistryClient
+from streams.registry.wire import WriterSchemas
 from streams.review.tasks import ReviewItem, item_from_json
 from streams.settings import Settings
 
@@ -54,6 +56,13 @@ def pull_topic(
             "auto.offset.reset": "earliest",
         }
     )
+    registry = settings.schema_registry
+    # Registry mode: the worker wrote the tasks in the Confluent wire format.
+    writer_schema = (
+        WriterSchemas(RegistryClient(registry), registry.outage_timeout_s)
+        if registry.enabled
+        else None
+    )
     read = 0
     try:
         consumer.subscribe([settings.topics.review])
@@ -69,8 +78,13 @@ def pull_topic(
                         continue  # no review task was ever written
                     raise TemporaryError(f"reading {settings.topics.review}: {error.str()}")
                 got += 1
+                value = message.value() or b""
                 try:
-                    task = REVIEW_TASK.decode(message.value() or b"")
+                    task = (
+                        REVIEW_TASK.decode(value)
+                        if writer_schema is None
+                        else REVIEW_TASK.decode_framed(value, writer_schema)
+                    )
                 except DecodeError:
                     continue
                 items.append(item_from_json(to_json(task), f"offset {message.offset()}"))

@@ -15,6 +15,7 @@ from schemas.codecs import RECORD, EntityEvent, ReviewTask
 from streams.kafka.consume import consume_outputs
 from streams.review.sources import pull_topic
 from streams.review.store import ReviewStore
+from streams.settings import Settings
 from streams.worker.review import sampled
 from tests.conftest import KafkaScope
 from tests.integration.worker_process import WorkerProcess, end_offsets, wait_committed_to_end
@@ -31,7 +32,11 @@ SEED = 3
 def test_worker_routes_uncertain_and_sampled_records_to_review(
     kafka: KafkaScope, tmp_path: Path, serving_model_dir: Path
 ) -> None:
-    settings = dataclasses.replace(
+    check_review_routing(routing_settings(kafka), tmp_path, serving_model_dir)
+
+
+def routing_settings(kafka: KafkaScope) -> Settings:
+    return dataclasses.replace(
         kafka.settings,
         topics=dataclasses.replace(
             kafka.settings.topics,
@@ -42,6 +47,9 @@ def test_worker_routes_uncertain_and_sampled_records_to_review(
         ),
         worker=dataclasses.replace(kafka.settings.worker, group_id=kafka.group("ner")),
     )
+
+
+def check_review_routing(settings: Settings, tmp_path: Path, serving_model_dir: Path) -> None:
     topics = settings.topics
     records = list(mixed_records(RECORDS, long_every=1000))
     producer = Producer(settings.kafka.confluent_config())
@@ -73,7 +81,9 @@ def test_worker_routes_uncertain_and_sampled_records_to_review(
         outputs = consume_outputs(
             settings, topic, from_beginning=True, max_messages=total, idle_timeout_s=30
         )
-        return [output.value for output in outputs]
+        decoded = list(outputs)
+        assert [output.error for output in decoded if output.value is None] == []
+        return [output.value for output in decoded]
 
     events = read(topics.entities)
     tasks = read(topics.review)

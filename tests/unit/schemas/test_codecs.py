@@ -467,3 +467,8 @@ def test_a_new_review_reason_reads_as_other_and_an_old_writer_without_confidence
     decoded = REVIEW_TASK.decode(write_datum(older_or_newer, datum), writer_schema=older_or_newer)
     assert (decoded.reason, decoded.confidence) == ("OTHER", 1.0)
     assert decoded.entities == TASK.entities
+
+
+def test_every_codec_carries_its_schema_text_for_the_registry() -> None:
+    for codec in (RECORD, ENTITY_EVENT, DEAD_LETTER, REVIEW_TASK):
+        assert parse_schema(json.loads(codec.schema_text)) == codec.schema
