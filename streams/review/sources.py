@@ -45,9 +45,15 @@ def pull_topic(
     settings: Settings,
     take: Callable[[list[ReviewItem]], int],
     idle_s: float = 5.0,
+    join_timeout_s: float = 60.0,
 ) -> int:
     """Hand every new review task on ``topics.review`` to ``take`` (which persists them), then
-    commit; return how many messages were read. Undecodable messages are skipped."""
+    commit; return how many messages were read. Undecodable messages are skipped.
+
+    Reading stops after ``idle_s`` without a message, counted from the moment the group gave
+    this consumer its partitions (joining can take seconds on a busy broker), or when no
+    partitions came within ``join_timeout_s``.
+    """
     consumer = Consumer(
         {
             **settings.kafka.confluent_config(),
@@ -64,10 +70,21 @@ def pull_topic(
         else None
     )
     read = 0
+    assigned: list[bool] = []
     try:
-        consumer.subscribe([settings.topics.review])
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
+        consumer.subscribe(
+            [settings.topics.review], on_assign=lambda _consumer, _parts: assigned.append(True)
+        )
+        join_deadline = time.monotonic() + join_timeout_s
+        last: float | None = None
+        while True:
+            now = time.monotonic()
+            if last is None and assigned:
+                last = now
+            if (last is not None and now - last >= idle_s) or (
+                last is None and now > join_deadline
+            ):
+                break
             messages = consumer.consume(500, timeout=0.5)
             items = []
             got = 0
