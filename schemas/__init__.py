@@ -1,6 +1,6 @@
-"""The Avro contract of the stream: ``record.avsc`` in, ``entity_event.avsc`` and
-``dead_letter.avsc`` out, the codecs that turn their bytes into typed values, and the Confluent
-wire format of registry mode (:mod:`schemas.framing`)."""
+"""The Avro contract of the stream: ``record.avsc`` in, ``entity_event.avsc``,
+``dead_letter.avsc`` and ``review_task.avsc`` out, the codecs that turn their bytes into typed
+values, and the Confluent wire format of registry mode (:mod:`schemas.framing`)."""
 
 from schemas.codecs import (
     CONTENT_TYPE_HEADER,
@@ -10,6 +10,8 @@ from schemas.codecs import (
     ENTITY_EVENT_SCHEMA,
     FORMATS,
     RECORD,
+    REVIEW_TASK,
+    REVIEW_TASK_SCHEMA,
     SCHEMA_HEADER,
     SOURCES,
     AvroCodec,
@@ -20,6 +22,7 @@ from schemas.codecs import (
     InputPosition,
     InputRecord,
     ModelInfo,
+    ReviewTask,
     content_type_from_headers,
     decode_record,
     load_schema,
@@ -35,6 +38,8 @@ __all__ = [
     "ENTITY_EVENT_SCHEMA",
     "FORMATS",
     "RECORD",
+    "REVIEW_TASK",
+    "REVIEW_TASK_SCHEMA",
     "SCHEMA_HEADER",
     "SOURCES",
     "AvroCodec",
@@ -47,6 +52,7 @@ __all__ = [
     "InputPosition",
     "InputRecord",
     "ModelInfo",
+    "ReviewTask",
     "content_type_from_headers",
     "decode_record",
     "load_schema",

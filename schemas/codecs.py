@@ -337,18 +337,79 @@ def _dead_letter_from_datum(datum: dict[str, Any]) -> DeadLetter:
 
 DEAD_LETTER = _load_codec("dead_letter.avsc", _dead_letter_to_datum, _dead_letter_from_datum)
 
+# --- Review task ------------------------------------------------------------------------------
+
+#: Why a record was routed to review (the ``ReviewReason`` enum of ``review_task.avsc``).
+REVIEW_REASONS = ("LOW_ENTITY_SCORE", "LOW_SEQUENCE_CONFIDENCE", "RANDOM_SAMPLE", "OTHER")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewTask:
+    """A record whose prediction a person should check (schema ``review_task.avsc``)."""
+
+    record_id: str
+    source: str = "other"
+    text: str
+    entities: tuple[EntitySpan, ...] = ()
+    model: ModelInfo
+    reason: str
+    #: Product of the entity scores; 1 without entities.
+    confidence: float = 1.0
+    input: InputPosition
+    created_at: datetime
+    processed_at: datetime
+
+
+def _review_task_to_datum(task: ReviewTask) -> dict[str, Any]:
+    return {
+        **_entity_event_to_datum(
+            EntityEvent(
+                record_id=task.record_id,
+                source=task.source,
+                entities=task.entities,
+                model=task.model,
+                input=task.input,
+                created_at=task.created_at,
+                processed_at=task.processed_at,
+            )
+        ),
+        "text": task.text,
+        "reason": task.reason,
+        "confidence": task.confidence,
+    }
+
+
+def _review_task_from_datum(datum: dict[str, Any]) -> ReviewTask:
+    event = _entity_event_from_datum(datum)
+    return ReviewTask(
+        record_id=event.record_id,
+        source=event.source,
+        text=datum["text"],
+        entities=event.entities,
+        model=event.model,
+        reason=datum["reason"],
+        confidence=datum["confidence"],
+        input=event.input,
+        created_at=event.created_at,
+        processed_at=event.processed_at,
+    )
+
+
+REVIEW_TASK = _load_codec("review_task.avsc", _review_task_to_datum, _review_task_from_datum)
+
 #: The Kafka header that names the Avro schema of an output value (entity event or dead
 #: letter), so readers pick the right codec; its values are the schemas' full names.
 SCHEMA_HEADER = "nerstream-schema"
 ENTITY_EVENT_SCHEMA = ENTITY_EVENT.name.encode("ascii")
 DEAD_LETTER_SCHEMA = DEAD_LETTER.name.encode("ascii")
+REVIEW_TASK_SCHEMA = REVIEW_TASK.name.encode("ascii")
 
 
 # --- JSON -------------------------------------------------------------------------------------
 
 
-def to_json(value: InputRecord | EntityEvent | DeadLetter) -> dict[str, Any]:
-    """A JSON-ready dict of any of the three values, for humans and JSON producers.
+def to_json(value: InputRecord | EntityEvent | DeadLetter | ReviewTask) -> dict[str, Any]:
+    """A JSON-ready dict of any of the four values, for humans and JSON producers.
 
     Field names follow the schemas; timestamps become ISO-8601 UTC strings with milliseconds,
     bytes become base64 strings. The JSON of an InputRecord is accepted by :func:`decode_record`.

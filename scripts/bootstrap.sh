@@ -44,4 +44,13 @@ if ! command -v docker-compose >/dev/null 2>&1; then
         echo "bootstrap: docker-compose is missing; install it (apt-get install docker-compose)" >&2
     fi
 fi
+# Debian's Chromium for the review app's browser test (tests/browser, Playwright drives it).
+if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "bootstrap: installing chromium (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "bootstrap: /usr/bin/chromium is missing; install it (apt-get install chromium)" >&2
+    fi
+fi
 bash bench/install_lac.sh

@@ -122,6 +122,8 @@ class TopicSettings:
     inputs: tuple[str, ...] = ("nerstream.records.news", "nerstream.records.medical")
     entities: str = "nerstream.entities"
     dead_letter: str = "nerstream.dead-letter"
+    #: Review tasks of records the ``review.*`` rules select (off by default).
+    review: str = "nerstream.review"
     partitions: int = 4
     replication_factor: int = 1
     #: Format of input values that carry no ``content-type`` header: avro or json.
@@ -133,9 +135,9 @@ class TopicSettings:
         if not self.inputs:
             raise SettingsError("topics.inputs must name at least one topic")
         self.format_by_topic()
-        outputs = {self.entities, self.dead_letter}
-        if len(outputs) != 2:
-            raise SettingsError("topics.entities and topics.dead_letter must differ")
+        outputs = {self.entities, self.dead_letter, self.review}
+        if len(outputs) != 3:
+            raise SettingsError("topics.entities, topics.dead_letter and topics.review must differ")
         if outputs & set(self.inputs):
             raise SettingsError("an input topic must not also be an output topic")
         if self.partitions < 1 or self.replication_factor < 1:
@@ -143,7 +145,7 @@ class TopicSettings:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.inputs, self.entities, self.dead_letter)
+        return (*self.inputs, self.entities, self.dead_letter, self.review)
 
     def format_by_topic(self) -> dict[str, str]:
         """The configured format of every input topic (a header can still override it)."""
@@ -236,8 +238,14 @@ class WorkerSettings:
 class ModelSettings:
     """Which NER model the worker serves, and how ONNX Runtime runs it."""
 
-    #: A model directory; empty means the default model shipped inside the package.
+    #: A model directory; empty means the default model shipped inside the package (or the
+    #: store's current version when ``store_dir`` is set).
     model_dir: str = ""
+    #: A model store (``streams.model_store``): the worker serves the version its ``current``
+    #: pointer names and switches, without a restart, when the pointer changes.
+    store_dir: str = ""
+    #: Seconds between two reads of the store's pointer.
+    reload_interval_s: float = 5.0
     #: auto (TensorRT, then CUDA, then CPU, as available), tensorrt, cuda or cpu.
     provider: str = "auto"
     #: ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide.
@@ -268,9 +276,45 @@ class ModelSettings:
             )
         if self.threads < 0:
             raise SettingsError("model.threads must be >= 0")
+        if self.model_dir and self.store_dir:
+            raise SettingsError("set model.model_dir or model.store_dir, not both")
+        if self.reload_interval_s <= 0:
+            raise SettingsError("model.reload_interval_s must be > 0")
         for name in ("bucket_texts", "bucket_chars", "onnx_batch"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"model.{name} must be >= 1")
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """Review routing in the worker (which records also go to ``topics.review``, see
+    ``streams.worker.review``) and ``nerstream review``, the local web app that corrects them."""
+
+    #: Route a record when one of its entities scores below this, in (0, 1]; 0: off.
+    entity_score_below: float = 0.0
+    #: Route a record whose sequence confidence (product of its entity scores) is below this;
+    #: 0: off.
+    sequence_confidence_below: float = 0.0
+    #: Fraction of all records routed at random, for an unbiased check; 0: off.
+    sample_rate: float = 0.0
+    #: Seed of that random sample.
+    sample_seed: int = 0
+    #: ``nerstream review``'s web server; 127.0.0.1 unless you mean to share it.
+    host: str = "127.0.0.1"
+    port: int = 6070
+    #: Seconds a reviewer holds a task without touching it before another one may get it.
+    lease_s: float = 600.0
+    #: The tasks, every decision, and (unless ``--output`` says otherwise) the corrections.
+    state_dir: Path = field(default_factory=lambda: _default_data_dir() / "review")
+
+    def validate(self) -> None:
+        for name in ("entity_score_below", "sequence_confidence_below", "sample_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"review.{name} must lie in [0, 1] (0: off)")
+        if not 0 < self.port < 65536:
+            raise SettingsError("review.port must be a TCP port (1-65535)")
+        if self.lease_s <= 0:
+            raise SettingsError("review.lease_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -495,6 +539,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     local: LocalKafkaSettings = field(default_factory=LocalKafkaSettings)
     schema_registry: SchemaRegistrySettings = field(default_factory=SchemaRegistrySettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
 

@@ -4,6 +4,7 @@ overrides, saved beside every run and into the model's manifest."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import typing
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,9 @@ class TrainConfig:
     train_data: tuple[str, ...] = ("msra-train",)
     #: bmes, bio or jsonl for corpus files; empty infers it from the file.
     train_format: str = ""
+    #: Corrections from ``nerstream review`` (JSONL corpus files), each optionally ``FILE*N`` to
+    #: repeat it N times (its weight). Used whole: never carved into dev.
+    corrections: tuple[str, ...] = ()
     dev_fraction: float = 0.05
     #: Further dev sets (data set names or files), scored beside the carved-out dev part.
     dev_data: tuple[str, ...] = ()
@@ -162,6 +166,23 @@ def _parse_value(raw: str, annotation: Any, key: str) -> Any:
         return annotation(raw)
     except ValueError as exc:
         raise ValueError(f"{key}: cannot read {raw!r} as {annotation.__name__}") from exc
+
+
+def with_corrections(config: TrainConfig, entries: Sequence[str], version: str = "") -> TrainConfig:
+    """``config`` also trained on correction files (``FILE`` or ``FILE*N``), under a new version:
+    ``version`` when given, else ``<version>+corrections.<hash>`` where the hash is over the
+    contents of the files and their weights, so other corrections make another version."""
+    if not entries:
+        return dataclasses.replace(config, version=version or config.version)
+    digest = hashlib.sha256()
+    for entry in entries:
+        name, _, weight = entry.rpartition("*") if "*" in entry else (entry, "", "1")
+        digest.update(Path(name).read_bytes())
+        digest.update(f"*{weight}\n".encode())
+    new_version = version or f"{config.version}+corrections.{digest.hexdigest()[:8]}"
+    return dataclasses.replace(
+        config, corrections=(*config.corrections, *entries), version=new_version
+    ).validate()
 
 
 def load_config(path: Path, overrides: Sequence[str] = ()) -> TrainConfig:

@@ -198,6 +198,11 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
             carved += dev_part
         sources[name] = len(examples)
         train += examples * repeat
+    for entry in config.corrections:
+        name, repeat = parse_weighted(entry)
+        examples = _prepared(config, read_data(name, "jsonl"))
+        sources[name] = len(examples)
+        train += examples * repeat
     dev = {"dev": carved} if carved else {}
     for name in config.dev_data:
         dev[name] = _prepared(config, read_data(name))
@@ -218,6 +223,7 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
     counts = Counter(span.type for example in train for span in example.spans)
     description = {
         "train_data": list(config.train_data),
+        "corrections": list(config.corrections),
         "train_sentences_by_source": sources,
         "dev": {name: len(examples) for name, examples in dev.items()},
         "dev_carved": f"{config.dev_fraction:.0%} of the files and MSRA splits by text hash",

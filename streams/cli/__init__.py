@@ -3,9 +3,9 @@
 Belongs here: argument parsing, printing results, and :func:`main`, the one place where errors
 become exit codes. The commands live in one module per group: :mod:`.worker` (worker,
 passthrough, settings), :mod:`.kafka` (local, produce, consume, topics), :mod:`.model` (train,
-evaluate, export, annotate), :mod:`.autoscale` and :mod:`.serve`; :mod:`.common` holds what they
-share. Each command imports what it needs inside itself, so ``nerstream --help`` and light
-commands start fast and the serving commands never import torch.
+evaluate, export, annotate, models), :mod:`.review`, :mod:`.autoscale` and :mod:`.serve`;
+:mod:`.common` holds what they share. Each command imports what it needs inside itself, so
+``nerstream --help`` and light commands start fast and the serving commands never import torch.
 
 Does not belong here: the work itself (``streams.worker``, ``streams.kafka``, ``models``,
 ``training``), which returns data or raises ``errors.NerstreamError`` subclasses.
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, NerstreamError
-from streams.cli import autoscale, kafka, model, serve, worker
+from streams.cli import autoscale, kafka, model, review, serve, worker
 from streams.cli.common import Handler, settings_overrides
 from streams.settings import SettingsError, load_settings
 
@@ -40,6 +40,8 @@ _COMMANDS = (
     model.add_evaluate,
     model.add_export,
     model.add_annotate,
+    model.add_models,
+    review.add_review,
     autoscale.add_autoscale,
     serve.add_serve,
 )

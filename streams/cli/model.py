@@ -1,5 +1,5 @@
-"""The model's commands: ``train``, ``evaluate``, ``export`` (need the ``train`` extra) and
-``annotate``.
+"""The model's commands: ``train``, ``evaluate``, ``export`` (need the ``train`` extra),
+``annotate`` and ``models`` (the model store).
 
 ``train``, ``evaluate`` and ``export`` call into ``training`` (torch) with imports inside the
 command, so no other command, and nothing under ``streams.worker``, ever imports it. Every command
@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 from errors import EXIT_OK, PermanentError, UsageError
-from streams.cli.common import Subparsers, model_flags, progress
+from streams.cli.common import Subparsers, model_flags, progress, setting_flag
 from streams.settings import Settings
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.config import load_config
+    from training.config import load_config, with_corrections
     from training.export import export_model
     from training.train import train
 
@@ -28,6 +28,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         config = load_config(args.config, args.config_set or [])
     except (OSError, ValueError) as exc:
         raise UsageError(f"{args.config}: {exc}") from exc
+    try:
+        config = with_corrections(config, args.corrections or [], args.version or "")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--corrections: {exc}") from exc
+    if config.corrections:
+        progress(f"training {config.name} {config.version} with corrections {config.corrections}")
     run_dir = args.output or Path("runs") / config.name
     # A bad corpus raises training.corpora.CorpusError, a PermanentError: exit 1.
     result = train(config, run_dir)
@@ -51,6 +57,18 @@ def add_train(sub: Subparsers) -> None:
     parser.add_argument(
         "--output", type=Path, help="run directory (default runs/<name>); the model goes to model/"
     )
+    parser.add_argument(
+        "--corrections",
+        action="append",
+        metavar="FILE[*N]",
+        help="corrections from `nerstream review` as extra training data, repeated N times "
+        "(its weight); repeatable",
+    )
+    parser.add_argument(
+        "--version",
+        help="the new model's version (default: the config's; with --corrections, the config's "
+        "+corrections.<hash of the files>)",
+    )
     parser.set_defaults(handler=cmd_train)
 
 
@@ -59,6 +77,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from training.data import read_data
     from training.evaluate import evaluate_model
 
+    if args.compare:
+        return _compare(args, settings)
     if bool(args.data) == args.report:
         raise UsageError("evaluate needs either --data or --report")
     # CorpusError and ModelError are PermanentErrors: exit 1.
@@ -79,6 +99,45 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    """``evaluate --compare OLD NEW``: both models on the same sets, side by side."""
+    import dataclasses
+
+    from streams.model_loader import load_model
+    from training.compare import compare_models, render
+    from training.data import read_data
+
+    if args.report:
+        raise UsageError("--compare and --report do not go together")
+    sets = [(args.data, read_data(args.data, args.format))] if args.data else []
+    sets += [(str(path), read_data(path, "jsonl")) for path in args.corrections or []]
+    if not sets:
+        raise UsageError("--compare needs --data and/or --corrections to score the models on")
+    old, new = (
+        load_model(dataclasses.replace(settings.model, model_dir=str(directory)))
+        for directory in args.compare
+    )
+    comparisons = compare_models(old, new, sets, progress=True)
+    print(
+        render(
+            f"{old.manifest.name} {old.manifest.version} ({args.compare[0]})",
+            f"{new.manifest.name} {new.manifest.version} ({args.compare[1]})",
+            comparisons,
+        )
+    )
+    if args.json:
+        document = {
+            "old": {"name": old.manifest.name, "version": old.manifest.version},
+            "new": {"name": new.manifest.name, "version": new.manifest.version},
+            "sets": {
+                c.name: {"sentences": c.sentences, "old": c.old.as_dict(), "new": c.new.as_dict()}
+                for c in comparisons
+            },
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return EXIT_OK
 
 
@@ -106,6 +165,20 @@ def add_evaluate(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--output", type=Path, help="--report: directory to write to (default: the model's)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("OLD", "NEW"),
+        help="score two model directories side by side on --data and --corrections",
+    )
+    parser.add_argument(
+        "--corrections",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="--compare: also score on these corrections (nerstream review output); repeatable",
     )
     model_flags(parser)
     parser.set_defaults(handler=cmd_evaluate)
@@ -163,3 +236,49 @@ def add_annotate(sub: Subparsers) -> None:
     parser.add_argument("--output", type=Path, help="output JSONL file (default: stdout)")
     model_flags(parser)
     parser.set_defaults(handler=cmd_annotate)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from models.manifest import read_manifest
+    from streams.model_store import ModelStoreError, add, current_version, promote, versions
+
+    if not settings.model.store_dir:
+        raise UsageError("name the model store with --store DIR (or NERSTREAM_MODEL_STORE_DIR)")
+    store = Path(settings.model.store_dir)
+    if args.action == "add":
+        for directory in args.targets:
+            print(f"added {add(store, Path(directory))}")
+        return EXIT_OK
+    if args.action == "promote":
+        if len(args.targets) != 1:
+            raise UsageError("promote takes one version")
+        promote(store, args.targets[0])
+        print(f"current -> {args.targets[0]}")
+        return EXIT_OK
+    try:
+        serving = current_version(store)
+    except ModelStoreError:
+        serving = ""
+    for version in versions(store):
+        manifest = read_manifest(store / version, verify_files=False)
+        mark = "*" if version == serving else " "
+        print(f"{mark} {version:<40} {manifest.name}  created {manifest.created_at}")
+    return EXIT_OK
+
+
+def add_models(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "models",
+        help="the model store: list versions, add a model directory, promote (or roll back)",
+        description="A model store holds model versions and a `current` pointer; workers started "
+        "with --model-store switch to the promoted version without a restart.",
+    )
+    parser.add_argument("action", choices=["list", "add", "promote"])
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="DIR|VERSION",
+        help="add: model directories; promote: one version",
+    )
+    setting_flag(parser, "--store", "model.store_dir", "the model store directory")
+    parser.set_defaults(handler=cmd_models)

@@ -47,12 +47,19 @@ def add_passthrough(sub: Subparsers) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from streams.model_loader import load_model
     from streams.worker.agents import run_worker
     from streams.worker.logs import use_json_logs
 
     if settings.worker.log_format == "json":
         use_json_logs()
-    run_worker(settings, load_served_model(settings))
+    run_worker(
+        settings,
+        load_served_model(settings),
+        lambda directory: load_model(settings.model, Path(directory)),
+    )
     return EXIT_OK
 
 
@@ -75,4 +82,7 @@ def add_worker(sub: Subparsers) -> None:
         parser, "--max-in-flight", "worker.max_in_flight_batches", "batches between fetch and ack"
     )
     model_flags(parser, threads=False)
+    setting_flag(
+        parser, "--model-store", "model.store_dir", "serve a model store's current version"
+    )
     parser.set_defaults(handler=cmd_worker)

@@ -1,4 +1,5 @@
-"""``nerstream consume``: read entity events and dead letters back, decoded by their schema.
+"""``nerstream consume``: read entity events, dead letters and review tasks back, decoded by their
+schema.
 
 Uses confluent-kafka with the configured security settings, so it works against a real cluster as
 well as the local broker.
@@ -19,9 +20,13 @@ from schemas.codecs import (
     DEAD_LETTER_SCHEMA,
     ENTITY_EVENT,
     ENTITY_EVENT_SCHEMA,
+    REVIEW_TASK,
+    REVIEW_TASK_SCHEMA,
     SCHEMA_HEADER,
+    AvroCodec,
     DeadLetter,
     EntityEvent,
+    ReviewTask,
     to_json,
 )
 from schemas.errors import DecodeError
@@ -33,7 +38,12 @@ from streams.settings import Settings
 
 #: Entities shown per line of ``consume``'s table (JSON output has them all).
 TABLE_ENTITIES = 12
-OutputValue = EntityEvent | DeadLetter
+OutputValue = EntityEvent | DeadLetter | ReviewTask
+_CODECS: dict[bytes, AvroCodec[Any]] = {
+    DEAD_LETTER_SCHEMA: DEAD_LETTER,
+    REVIEW_TASK_SCHEMA: REVIEW_TASK,
+}
+_KIND = {EntityEvent: "entity_event", DeadLetter: "dead_letter", ReviewTask: "review_task"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,7 @@ class ConsumedOutput:
         where = {"partition": self.partition, "offset": self.offset}
         if self.value is None:
             return {"kind": "undecodable", **where, "error": self.error}
-        kind = "entity_event" if isinstance(self.value, EntityEvent) else "dead_letter"
-        return {"kind": kind, **where, **to_json(self.value)}
+        return {"kind": _KIND[type(self.value)], **where, **to_json(self.value)}
 
 
 def decode_output(
@@ -65,7 +74,7 @@ def decode_output(
     schema = dict(message.headers() or ()).get(SCHEMA_HEADER)
     if schema is None:
         schema = DEAD_LETTER_SCHEMA if message.topic() == dead_letter_topic else ENTITY_EVENT_SCHEMA
-    codec = DEAD_LETTER if schema == DEAD_LETTER_SCHEMA else ENTITY_EVENT
+    codec = _CODECS.get(schema.encode() if isinstance(schema, str) else schema, ENTITY_EVENT)
     partition, offset = message.partition() or 0, message.offset() or 0
     value = message.value() or b""
     try:
@@ -145,4 +154,7 @@ def format_output(output: ConsumedOutput) -> str:
     shown = [f"{span.text}/{span.type}" for span in value.entities[:TABLE_ENTITIES]]
     if len(value.entities) > TABLE_ENTITIES:
         shown.append(f"... (+{len(value.entities) - TABLE_ENTITIES} more)")
-    return f"{where:>10}  {value.record_id}  {value.source:<7}  {'  '.join(shown) or '(none)'}"
+    review = f"REVIEW {value.reason}  " if isinstance(value, ReviewTask) else ""
+    return (
+        f"{where:>10}  {review}{value.record_id}  {value.source:<7}  {'  '.join(shown) or '(none)'}"
+    )

@@ -32,11 +32,12 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from pathlib import Path
+from typing import Any, cast
 
 import faust
 from confluent_kafka import KafkaError
@@ -44,14 +45,15 @@ from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
 from errors import EXIT_CRASH_STOP, TemporaryError
-from schemas.codecs import ModelInfo
+from schemas.codecs import REVIEW_TASK, ModelInfo
+from streams.model_store import ModelStoreError, current_version
 from streams.registry.client import RegistryClient
-from streams.registry.wire import WriterSchemas, register_outputs
+from streams.registry.wire import WriterSchemas, register_outputs, register_schema
 from streams.settings import Settings
 from streams.worker.app import create_app, raw_topic, run_app
 from streams.worker.batching import AdaptiveBatcher, BatchLimits
 from streams.worker.inflight import InFlight
-from streams.worker.pipeline import BatchResult, Entity, PipelineConfig, RawMessage, process_batch
+from streams.worker.pipeline import BatchResult, PipelineConfig, RawMessage, process_batch
 from streams.worker.producer import (
     DeliveryError,
     KafkaOutputProducer,
@@ -59,6 +61,8 @@ from streams.worker.producer import (
     deliver_all,
     producer_config,
 )
+from streams.worker.reload import ModelWatcher, ServedModel, smoke_check
+from streams.worker.review import ReviewRules
 from streams.worker.telemetry import PartitionOffsets, WorkerMetrics, observe_all, partition_lag
 
 __all__ = ["EXIT_CRASH_STOP", "NerWorker", "ServedModel", "WorkerState", "run_worker"]
@@ -70,23 +74,6 @@ logger = logging.getLogger(__name__)
 #: batcher's size) instead of whatever the last 10 ms of fetching brought. (Two, one queued
 #: behind the running one, made batches small and throughput lower in the benchmark.)
 INFERENCE_QUEUE = 1
-
-
-class ModelManifest(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-
-
-class ServedModel(Protocol):
-    """The model as the worker uses it (``models.runtime.NerModel`` satisfies it)."""
-
-    @property
-    def manifest(self) -> ModelManifest: ...
-    @property
-    def provider(self) -> str: ...
-    def predict(self, texts: list[str]) -> Sequence[Sequence[Entity]]: ...
 
 
 @dataclass
@@ -139,6 +126,7 @@ class NerWorker:
         model: ServedModel,
         metrics: WorkerMetrics | None = None,
         transport: OutputTransport | None = None,
+        load_model: Callable[[Path], ServedModel] | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -154,6 +142,13 @@ class NerWorker:
             max_text_chars=settings.worker.max_text_chars,
             worker_id=self.worker_id,
             model=ModelInfo(manifest.name, manifest.version),
+            review_topic=settings.topics.review,
+            review=ReviewRules(
+                settings.review.entity_score_below,
+                settings.review.sequence_confidence_below,
+                settings.review.sample_rate,
+                settings.review.sample_seed,
+            ),
         )
         if settings.schema_registry.enabled:
             self.config = _registry_mode(self.config, settings)
@@ -186,6 +181,7 @@ class NerWorker:
         for topic in settings.topics.inputs:
             self._add_agent(topic)
         self._add_lag_timer()
+        self._add_model_reload(load_model)
         self._add_views()
         # mode's Signal types receivers as (sender, *args); ours name the one argument sent.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
@@ -292,6 +288,8 @@ class NerWorker:
 
     def _infer(self, events: list[EventT[bytes]]) -> tuple[list[RawMessage], BatchResult, float]:
         """On the inference thread: messages, their outputs, and the seconds it all took."""
+        if self._next_model is not None:  # a new version is ready: switch between two batches
+            self._switch_model()
         started = time.perf_counter()
         messages = [_raw_message(event) for event in events]
         result = process_batch(messages, self.model.predict, self.config, _now)
@@ -304,7 +302,7 @@ class NerWorker:
             batch = await self._to_produce.get()
             try:
                 batch.messages, batch.result, _ = await batch.inference
-                acks = await self.transport.produce(batch.result.outputs)
+                acks = await self.transport.produce(batch.result.deliveries)
             except TemporaryError as exc:
                 # The registry stayed away: the batch is redone after a restart, not lost.
                 crash_stop(str(exc))
@@ -328,7 +326,7 @@ class NerWorker:
         assert batch.result is not None
         try:
             batch.resent = await deliver_all(
-                batch.result.outputs, self.transport, first_attempt=acks
+                batch.result.deliveries, self.transport, first_attempt=acks
             )
             released = self._in_flight.delivered(batch.sequence)
         except DeliveryError as exc:
@@ -424,6 +422,88 @@ class NerWorker:
         self.state.assigned = self.state.assigned - revoked
         self.metrics.assigned_partitions.set(len(self.state.assigned))
 
+    # --- model hot reload ----------------------------------------------------------------------
+
+    def _add_model_reload(self, load_model: Callable[[Path], ServedModel] | None) -> None:
+        """Follow the model store's pointer (``model.store_dir``), if the worker serves one."""
+        #: A loaded, checked model waiting to serve; taken between two batches.
+        self._next_model: ServedModel | None = None
+        self._watcher: ModelWatcher | None = None
+        self._reload_error = ""
+        self._loading = False
+        store = self.settings.model.store_dir
+        if not store or load_model is None:
+            return
+        self._watcher = ModelWatcher(Path(store), current_version(Path(store)))
+        self._load_model = load_model
+        # Its own thread: a load must not delay the batches on the inference thread.
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerstream-load")
+        self.app.timer(self.settings.model.reload_interval_s, name="nerstream-model-reload")(
+            self._check_model
+        )
+
+    async def _check_model(self) -> None:
+        watcher = self._watcher
+        assert watcher is not None
+        try:
+            version = watcher.wanted()
+        except ModelStoreError as exc:
+            if str(exc) != self._reload_error:  # once per distinct problem, not every interval
+                self._reload_error = str(exc)
+                logger.error("model store unusable, keeping %s: %s", watcher.serving, exc)
+            return
+        self._reload_error = ""
+        if version is None or self._loading or self._next_model is not None:
+            return
+        # A task of its own, so the timer stays on time while the load takes seconds.
+        self._loading = True
+        self._spawn(self._load_version(version))
+
+    async def _load_version(self, version: str) -> None:
+        watcher = self._watcher
+        assert watcher is not None
+        logger.info("loading model version %s (serving %s)", version, watcher.serving)
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(self._loader, self._load_checked, version)
+        except Exception as exc:
+            watcher.failed(version)
+            logger.error(
+                "model version %s not loaded, keeping %s: %s: %s",
+                version,
+                watcher.serving,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        finally:
+            self._loading = False
+        self._next_model = model
+        if not self._inferring:
+            # Nothing is on the inference thread and only this loop dispatches: switch now.
+            self._switch_model()
+
+    def _load_checked(self, version: str) -> ServedModel:
+        """On the loader thread: load a version from the store and smoke-test it."""
+        assert self._watcher is not None
+        model = self._load_model(self._watcher.directory(version))
+        smoke_check(model, version)
+        return model
+
+    def _switch_model(self) -> None:
+        """Serve the loaded model from the next batch on (inference thread, or an idle loop)."""
+        model = self._next_model
+        assert model is not None and self._watcher is not None
+        manifest = model.manifest
+        previous = self._watcher.serving
+        # Serving first, then the pending slot: the timer never sees neither and loads it again.
+        self._watcher.serving = manifest.version
+        self.model = model
+        self.config = replace(self.config, model=ModelInfo(manifest.name, manifest.version))
+        self._next_model = None
+        self.metrics.set_model(manifest.name, manifest.version, model.provider)
+        logger.info("switched model %s -> %s", previous, manifest.version)
+
     def _add_lag_timer(self) -> None:
         self.app.timer(self.settings.worker.lag_interval_s, name="nerstream-lag")(self._update_lag)
 
@@ -513,6 +593,8 @@ class NerWorker:
             if left:
                 logger.error("%d output(s) still undelivered at shutdown", left)
         self.inference.shutdown(wait=True)
+        if self._watcher is not None:
+            self._loader.shutdown(wait=True)
 
 
 def _registry_mode(config: PipelineConfig, settings: Settings) -> PipelineConfig:
@@ -526,10 +608,16 @@ def _registry_mode(config: PipelineConfig, settings: Settings) -> PipelineConfig
         ids.entity_event,
         ids.dead_letter,
     )
+    review_id = (
+        register_schema(client, registry, config.review_topic, REVIEW_TASK)
+        if config.review.enabled
+        else None
+    )
     return replace(
         config,
         entity_event_schema_id=ids.entity_event,
         dead_letter_schema_id=ids.dead_letter,
+        review_task_schema_id=review_id,
         writer_schema=WriterSchemas(client, registry.outage_timeout_s),
     )
 
@@ -569,9 +657,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_worker(settings: Settings, model: ServedModel) -> None:
-    """Run the worker in the foreground until SIGTERM/SIGINT, then stop cleanly."""
-    worker = NerWorker(settings, model)
+def run_worker(
+    settings: Settings,
+    model: ServedModel,
+    load_model: Callable[[Path], ServedModel] | None = None,
+) -> None:
+    """Run the worker in the foreground until SIGTERM/SIGINT, then stop cleanly.
+
+    ``load_model`` loads a model directory; with ``model.store_dir`` set the worker uses it to
+    switch to the version the store's pointer names, without a restart.
+    """
+    worker = NerWorker(settings, model, load_model=load_model)
     logger.info(
         "worker %s serving model %s %s on %s; inputs=%s",
         worker.worker_id,

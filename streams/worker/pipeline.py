@@ -2,8 +2,10 @@
 
 Each input message becomes exactly one output, in input order: an entity event (keyed like the
 input) for a usable record, or a dead letter (with the original bytes and a stable error code)
-for anything that can never be processed. Nothing here touches Kafka, threads or clocks that
-tests cannot control; :mod:`streams.worker.agents` feeds it and delivers what it returns.
+for anything that can never be processed. An entity event whose record the review rules select
+(:mod:`.review`) also gets a review task, delivered with the batch's outputs. Nothing here touches
+Kafka, threads or clocks that tests cannot control; :mod:`streams.worker.agents` feeds it and
+delivers what it returns.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -21,6 +23,8 @@ from schemas.codecs import (
     DEAD_LETTER_SCHEMA,
     ENTITY_EVENT,
     ENTITY_EVENT_SCHEMA,
+    REVIEW_TASK,
+    REVIEW_TASK_SCHEMA,
     SCHEMA_HEADER,
     DeadLetter,
     EntityEvent,
@@ -29,11 +33,13 @@ from schemas.codecs import (
     InputPosition,
     InputRecord,
     ModelInfo,
+    ReviewTask,
     content_type_from_headers,
     decode_record,
 )
 from schemas.errors import DecodeError, ErrorCode
 from schemas.framing import WriterSchemaLookup, frame
+from streams.worker.review import ReviewRules, review_reason, sequence_confidence
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +97,18 @@ class PipelineConfig:
     #: of framed inputs' writer schemas. None: plain Avro.
     entity_event_schema_id: int | None = None
     dead_letter_schema_id: int | None = None
+    review_task_schema_id: int | None = None
     writer_schema: WriterSchemaLookup | None = None
+    #: Where review tasks go, and which records get one (off by default).
+    review_topic: str = ""
+    review: ReviewRules = field(default_factory=ReviewRules)
 
 
 @dataclass(frozen=True)
 class Output:
     """One message to produce, and what it says about the input message it stands for."""
 
-    kind: Literal["entities", "dead_letter"]
+    kind: Literal["entities", "dead_letter", "review"]
     topic: str
     key: bytes | None
     value: bytes
@@ -122,6 +132,13 @@ class BatchResult:
     retried_one_by_one: bool = False
     #: Records that reached the model.
     inferred: int = 0
+    #: Review tasks of records the review rules selected (besides their entity events).
+    reviews: list[Output] = field(default_factory=list)
+
+    @property
+    def deliveries(self) -> list[Output]:
+        """Everything to produce: the outputs, then the review tasks."""
+        return [*self.outputs, *self.reviews] if self.reviews else self.outputs
 
     @property
     def dead_letters(self) -> list[Output]:
@@ -158,6 +175,7 @@ def process_batch(
 
     inference_seconds = 0.0
     retried = False
+    reviews: list[Output] = []
     if records:
         started = timer()
         results, retried = infer([record.text for _, record in records], predict)
@@ -183,10 +201,16 @@ def process_batch(
                     message, ErrorCode.INFERENCE_FAILED, str(result), config, processed_at
                 )
             else:
-                outputs[index] = entity_output(message, record, result, config, processed_at)
+                output = outputs[index] = entity_output(
+                    message, record, result, config, processed_at
+                )
+                if output.kind == "entities" and config.review.enabled:
+                    task = review_output(message, record, result, config, processed_at)
+                    if task is not None:
+                        reviews.append(task)
     done = [out for out in outputs if out is not None]
     assert len(done) == len(messages), "every message gets exactly one output"
-    return BatchResult(done, inference_seconds, retried, len(records))
+    return BatchResult(done, inference_seconds, retried, len(records), reviews)
 
 
 def infer(
@@ -291,6 +315,50 @@ def entity_output(
         source=message,
         latency_s=(processed_at - record.created_at).total_seconds(),
         entity_types=tuple(span.type for span in spans),
+    )
+
+
+def review_output(
+    message: RawMessage,
+    record: InputRecord,
+    spans: list[EntitySpan],
+    config: PipelineConfig,
+    processed_at: datetime,
+) -> Output | None:
+    """The review task of one record if the review rules select it; None otherwise, and also
+    when the task is too large to produce (the entity event is never held back for it)."""
+    reason = review_reason(record.id, [span.score for span in spans], config.review)
+    if reason is None:
+        return None
+    task = ReviewTask(
+        record_id=record.id,
+        source=record.source,
+        text=record.text,
+        entities=tuple(spans),
+        model=config.model,
+        reason=reason,
+        confidence=sequence_confidence(span.score for span in spans),
+        input=message.position,
+        created_at=record.created_at,
+        processed_at=processed_at,
+    )
+    value = _framed(REVIEW_TASK.encode(task), config.review_task_schema_id)
+    if len(value) > config.max_output_bytes:
+        logger.warning(
+            "review task of topic=%s partition=%d offset=%d left out: %d bytes",
+            message.topic,
+            message.partition,
+            message.offset,
+            len(value),
+        )
+        return None
+    return Output(
+        kind="review",
+        topic=config.review_topic,
+        key=message.key if message.key is not None else record.id.encode("utf-8"),
+        value=value,
+        headers=((SCHEMA_HEADER, REVIEW_TASK_SCHEMA),),
+        source=message,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from schemas.codecs import (
     DEAD_LETTER,
     ENTITY_EVENT,
     RECORD,
+    REVIEW_TASK,
     DeadLetter,
     EntityEvent,
     EntitySpan,
@@ -22,6 +24,7 @@ from schemas.codecs import (
     InputPosition,
     InputRecord,
     ModelInfo,
+    ReviewTask,
     content_type_from_headers,
     decode_record,
     load_schema,
@@ -108,16 +111,17 @@ def test_every_schema_parses_and_documents_every_field(path: Path) -> None:
     assert undocumented == []
 
 
-def test_the_three_schemas_exist() -> None:
+def test_the_four_schemas_exist() -> None:
     assert [path.name for path in SCHEMA_FILES] == [
         "dead_letter.avsc",
         "entity_event.avsc",
         "record.avsc",
+        "review_task.avsc",
     ]
 
 
 def test_shared_named_types_are_identical_in_every_file() -> None:
-    """Source and InputPosition are written out in two files each; they must not drift."""
+    """Shared named types are written out in several files; they must not drift."""
     definitions: dict[str, list[str]] = {}
 
     def collect(schema: Any) -> None:
@@ -133,8 +137,10 @@ def test_shared_named_types_are_identical_in_every_file() -> None:
 
     for path in SCHEMA_FILES:
         collect(json.loads(path.read_text(encoding="utf-8")))
-    assert len(definitions["Source"]) == 2
-    assert len(definitions["InputPosition"]) == 2
+    assert len(definitions["Source"]) == 3
+    assert len(definitions["InputPosition"]) == 3
+    assert len(definitions["EntitySpan"]) == 2
+    assert len(definitions["ModelInfo"]) == 2
     for name, copies in definitions.items():
         assert len(set(copies)) == 1, f"{name} differs between schema files"
 
@@ -415,3 +421,54 @@ def test_an_incompatible_writer_is_a_schema_mismatch() -> None:
     with pytest.raises(DecodeError) as caught:
         RECORD.decode(data, writer_schema=incompatible)
     assert caught.value.error_code == ErrorCode.SCHEMA_MISMATCH
+
+
+# --- Review task --------------------------------------------------------------------------------
+
+TASK = ReviewTask(
+    record_id="r1",
+    source="medical",
+    text="患者王小明在北京",
+    entities=(EntitySpan(type="PER", text="王小明", start=2, end=5, score=0.5),),
+    model=ModelInfo(name="zh-cnn-crf", version="2.0.0"),
+    reason="LOW_ENTITY_SCORE",
+    confidence=0.5,
+    input=InputPosition(topic="nerstream.records.medical", partition=1, offset=9),
+    created_at=CREATED,
+    processed_at=CREATED + timedelta(milliseconds=5),
+)
+
+
+def test_review_task_round_trips_and_is_json_ready() -> None:
+    assert REVIEW_TASK.decode(REVIEW_TASK.encode(TASK)) == TASK
+    assert to_json(TASK)["reason"] == "LOW_ENTITY_SCORE"
+    assert to_json(TASK)["created_at"] == "2023-11-14T22:13:20.000Z"
+
+
+def test_review_task_bytes_start_with_its_record_id_and_source() -> None:
+    data = REVIEW_TASK.encode(TASK)
+    # "r1": zig-zag length 2 -> 0x04, then the bytes; source "medical" is enum index 1 -> 0x02.
+    assert data[:4] == b"\x04r1\x02"
+
+
+def test_an_unknown_review_reason_is_rejected_on_encode() -> None:
+    with pytest.raises(ValueError):
+        REVIEW_TASK.encode(dataclasses.replace(TASK, reason="BORED"))
+
+
+def test_a_new_review_reason_reads_as_other_and_an_old_writer_without_confidence_reads() -> None:
+    raw = json.loads((codecs.SCHEMA_DIR / "review_task.avsc").read_text(encoding="utf-8"))
+    reason = next(field for field in raw["fields"] if field["name"] == "reason")
+    reason["type"]["symbols"].append("DISAGREES_WITH_RULES")
+    raw["fields"] = [field for field in raw["fields"] if field["name"] != "confidence"]
+    older_or_newer = parse_schema(raw)
+    datum = {**REVIEW_TASK.to_datum(TASK), "reason": "DISAGREES_WITH_RULES"}
+    del datum["confidence"]
+    decoded = REVIEW_TASK.decode(write_datum(older_or_newer, datum), writer_schema=older_or_newer)
+    assert (decoded.reason, decoded.confidence) == ("OTHER", 1.0)
+    assert decoded.entities == TASK.entities
+
+
+def test_every_codec_carries_its_schema_text_for_the_registry() -> None:
+    for codec in (RECORD, ENTITY_EVENT, DEAD_LETTER, REVIEW_TASK):
+        assert parse_schema(json.loads(codec.schema_text)) == codec.schema

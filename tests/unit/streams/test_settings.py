@@ -17,7 +17,19 @@ def test_defaults_are_valid_and_loopback() -> None:
     assert settings.worker.web_host == "127.0.0.1"
     assert settings.serve.host == "127.0.0.1"
     assert settings.serve.bearer_token() is None
-    assert settings.topics.all[-2:] == (settings.topics.entities, settings.topics.dead_letter)
+    assert settings.topics.all[-3:] == (
+        settings.topics.entities,
+        settings.topics.dead_letter,
+        settings.topics.review,
+    )
+    # Review routing is off by default.
+    review = settings.review
+    assert (review.entity_score_below, review.sequence_confidence_below, review.sample_rate) == (
+        0,
+        0,
+        0,
+    )
+    assert review.host == "127.0.0.1"
 
 
 def test_environment_sets_typed_fields() -> None:
@@ -153,3 +165,12 @@ def test_serve_bearer_token_from_setting_or_file_stays_secret(tmp_path: Path) ->
     missing = load_settings({"serve.auth_token_file": str(tmp_path / "nope")}, env={}).serve
     with pytest.raises(SettingsError, match="cannot read"):
         missing.bearer_token()
+
+
+def test_model_dir_and_model_store_exclude_each_other() -> None:
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings({"model.model_dir": "a", "model.store_dir": "b"}, env={})
+    for bad in ("review.sample_rate=1.5", "review.entity_score_below=-0.1", "review.port=0"):
+        key, _, value = bad.partition("=")
+        with pytest.raises(SettingsError):
+            load_settings({key: value}, env={})

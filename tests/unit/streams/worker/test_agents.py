@@ -300,3 +300,52 @@ def test_a_registry_outage_longer_than_its_timeout_stops_the_process_unacked(
         assert acked == [] and transport.sent == [], "nothing dead-lettered, nothing acked"
     finally:
         worker.close()
+
+
+def test_a_promoted_version_serves_from_the_next_batch_and_a_failed_one_is_skipped(
+    tmp_path: Path,
+) -> None:
+    from schemas.codecs import ENTITY_EVENT
+    from streams.model_store import POINTER
+
+    store = tmp_path / "store"
+    for version in ("1", "2", "bad"):
+        (store / version).mkdir(parents=True)
+        (store / version / "manifest.json").write_text("{}")
+    (store / POINTER).write_text("1\n")
+
+    def load(directory: Path) -> FakeModel:
+        if directory.name == "bad":
+            raise RuntimeError("MODEL_BAD_ARTIFACT: cannot load")
+        model = FakeModel()
+        model.manifest = SimpleNamespace(name="digits", version=directory.name)
+        return model
+
+    base = settings(tmp_path, "w")
+    with_store = dataclasses.replace(
+        base, model=dataclasses.replace(base.model, store_dir=str(store))
+    )
+    transport = RecordingTransport()
+    worker = NerWorker(with_store, load(store / "1"), transport=transport, load_model=load)
+
+    async def reload_to(version: str) -> None:
+        (store / POINTER).write_text(version + "\n")
+        await worker._check_model()
+        while worker._loading:  # the load runs in the background
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        await worker.handle_batch([event(0, record_value("1个"))])
+        await reload_to("bad")  # refused: version 1 keeps serving
+        await worker.handle_batch([event(1, record_value("2个"))])
+        await reload_to("2")  # idle worker: switches at once
+        await worker.handle_batch([event(2, record_value("3个"))])
+
+    try:
+        asyncio.run(scenario())
+        versions = [ENTITY_EVENT.decode(out.value).model.version for out in transport.sent]
+        assert versions == ["1", "1", "2"]
+        model_info = {"name": "digits", "version": "2", "provider": "CPUExecutionProvider"}
+        assert metric(worker, "nerstream_model_info", model_info) == 1.0
+    finally:
+        worker.close()

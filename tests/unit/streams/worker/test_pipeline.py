@@ -294,3 +294,42 @@ def test_entity_text_is_cut_from_the_original_text(text: str) -> None:
     output = run([avro_message(0, text)]).outputs[0]
     for entity in ENTITY_EVENT.decode(output.value).entities:
         assert text[entity.start : entity.end] == entity.text
+
+
+def test_selected_records_also_get_a_review_task_and_keep_their_entity_event() -> None:
+    from schemas.codecs import REVIEW_TASK, REVIEW_TASK_SCHEMA
+    from streams.worker.review import ReviewRules
+
+    messages = [avro_message(0, "北京有3个人", key=b"k0"), avro_message(1, "有3个人", key=None)]
+    # 北京 scores 0.8 (LOC), digits 0.9: only the first record has an entity below 0.85.
+    result = run(messages, review_topic="review", review=ReviewRules(entity_score_below=0.85))
+    assert [out.kind for out in result.outputs] == ["entities", "entities"]
+    assert [out.kind for out in result.reviews] == ["review"]
+    assert result.deliveries == [*result.outputs, *result.reviews]
+    review = result.reviews[0]
+    assert (review.topic, review.key, review.source) == ("review", b"k0", messages[0])
+    assert review.headers == ((SCHEMA_HEADER, REVIEW_TASK_SCHEMA),)
+    task = REVIEW_TASK.decode(review.value)
+    assert (task.record_id, task.text, task.reason) == ("r0", "北京有3个人", "LOW_ENTITY_SCORE")
+    assert [(span.type, span.text) for span in task.entities] == [("LOC", "北京"), ("NUM", "3")]
+    assert task.confidence == pytest.approx(0.8 * 0.9)
+    assert (task.input.topic, task.input.offset, task.model) == (
+        "news",
+        0,
+        ModelInfo("tiny", "1.0"),
+    )
+
+
+def test_without_review_rules_nothing_is_routed() -> None:
+    result = run([avro_message(0, "北京")])
+    assert result.reviews == []
+    assert result.deliveries is result.outputs
+
+
+def test_dead_letters_are_never_routed_to_review() -> None:
+    from streams.worker.review import ReviewRules
+
+    bad = RawMessage("news", 0, 5, b"k", b"\x00garbage")
+    result = run([bad], review_topic="review", review=ReviewRules(sample_rate=1.0))
+    assert [out.kind for out in result.outputs] == ["dead_letter"]
+    assert result.reviews == []
