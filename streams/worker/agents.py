@@ -419,6 +419,9 @@ class NerWorker:
             "assigned partitions=%s",
             ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(self.state.assigned)) or "-",
         )
+        # The gauge is measured now, not a whole lag_interval_s later; in a task of its own, as
+        # the rebalance must not wait for the broker's answers.
+        self._spawn(self._update_lag())
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         self.state.assigned = self.state.assigned - revoked
