@@ -22,6 +22,7 @@ from schemas.codecs import (
     ModelInfo,
     content_type_from_headers,
     decode_record,
+    event_id,
     load_schema,
     to_json,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ModelInfo",
     "content_type_from_headers",
     "decode_record",
+    "event_id",
     "load_schema",
     "to_json",
 ]
