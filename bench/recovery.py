@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.error
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ def mode_settings(
             dead_letter=f"{prefix}.dead-letter",
         ),
         worker=dataclasses.replace(base.worker, group_id=f"{prefix}.ner", data_dir=work_dir),
-        model=dataclasses.replace(base.model, model_dir=args.model_dir or ""),
+        model=dataclasses.replace(
+            base.model, model_dir=args.model_dir or "", provider=args.provider
+        ),
     )
 
 
@@ -128,6 +131,19 @@ def wait_recovered(
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"not recovered after {timeout_s} s\n{worker.log_tail()}")
         time.sleep(0.1)
+
+
+def seconds_to_log_line(log: Path, offset: int, since: datetime, marker: str) -> float | None:
+    """Seconds from ``since`` to the first log line from ``offset`` on that contains
+    ``marker`` (the worker logs local time with milliseconds)."""
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            if marker in line:
+                logged = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                return (logged - since).total_seconds()
+    return None
 
 
 def ready(worker: WorkerProcess) -> bool:
@@ -185,13 +201,19 @@ def run_mode(
     sender.start()
     recoveries: list[float] = []
     assignments: list[float] = []
+    startups: list[float] = []
     for kill in range(args.kills):
         time.sleep(rng.uniform(1.0, args.max_run_s))
         worker.kill()
         progress(f"{mode}: kill {kill + 1}/{args.kills} after {sent[0]} records sent")
         worker = WorkerProcess(settings, log, overrides=overrides, web_port=worker.web_port)
+        log_offset = log.stat().st_size
+        restarted_at = datetime.now()
         worker.start()
         assigned_s, seconds = wait_recovered(settings, args.partitions, worker)
+        startup = seconds_to_log_line(log, log_offset, restarted_at, "serving model")
+        if startup is not None:
+            startups.append(round(startup, 2))
         assignments.append(round(assigned_s, 2))
         recoveries.append(round(seconds, 2))
         progress(
@@ -219,6 +241,8 @@ def run_mode(
         "lost": lost,
         "duplicates": duplicates,
         "duplicates_per_crash": round(duplicates / max(args.kills, 1), 1),
+        "startup_s": startups,
+        "startup_median_s": statistics.median(startups) if startups else None,
         "assigned_s": assignments,
         "assigned_median_s": statistics.median(assignments) if assignments else None,
         "recovery_s": recoveries,
@@ -233,25 +257,29 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['records']} records at {result['rate']}/s on {result['partitions']} partitions, "
         f"one worker killed with SIGKILL {result['kills']} times at random moments (seed "
-        f"{result['seed']}) and restarted at once. Assigned: restart until `/readyz` (partitions "
+        f"{result['seed']}) and restarted at once. Started: restart until the worker has loaded "
+        "its model (log line `serving model`; Python start and model load). "
+        "Assigned: restart until `/readyz` (partitions "
         "assigned). Recovery: restart until every partition with waiting records has committed "
         "past its offset at the restart (process start and model load included). Host: "
         f"{result['host']}, shared; compare modes within this run only.",
         "",
-        "| mode | assigned median (s) | recovery median (s) | max (s) | lost | duplicates "
-        "| per crash | events |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mode | started median (s) | assigned median (s) | recovery median (s) | max (s) "
+        "| lost | duplicates | per crash | events |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["modes"]:
         lines.append(
-            f"| {row['mode']} | {row['assigned_median_s']} | {row['recovery_median_s']} | "
+            f"| {row['mode']} | {row['startup_median_s']} | {row['assigned_median_s']} | "
+            f"{row['recovery_median_s']} | "
             f"{row['recovery_max_s']} | "
             f"{row['lost']} | {row['duplicates']} | {row['duplicates_per_crash']} | "
             f"{row['events']} |"
         )
     lines += ["", "Recovery per kill (s):", ""]
     lines += [
-        f"- {row['mode']}: assigned {row['assigned_s']}, processing {row['recovery_s']}"
+        f"- {row['mode']}: started {row['startup_s']}, assigned {row['assigned_s']}, "
+        f"processing {row['recovery_s']}"
         for row in result["modes"]
     ]
     return "\n".join(lines)
@@ -267,6 +295,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--modes", default="static,dynamic", help=f"of {','.join(MODES)}")
     parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
+    parser.add_argument(
+        "--provider",
+        default="cpu",
+        help="model.provider (default cpu: what a CPU node runs; auto first tries TensorRT "
+        "where onnxruntime-gpu is installed, which costs seconds at every start)",
+    )
     parser.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
