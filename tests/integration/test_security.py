@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def broker() -> Iterator[SecureBroker]:
         yield secure
     finally:
         secure.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,7 @@ from tests.records import mixed_records
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORDS = 1500
-OUTAGE_S = 8.0
+OUTAGE_S = float(os.environ.get("NERSTREAM_IT_OUTAGE_S", "8"))
 #: Longer than the worker's whole delivery budget in the test below (3 x 2 s plus back-off).
 LONG_OUTAGE_S = float(os.environ.get("NERSTREAM_IT_LONG_OUTAGE_S", "20"))
 
