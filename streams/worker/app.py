@@ -71,6 +71,11 @@ def create_app(settings: Settings) -> faust.App:
         # finishes everything already handed to the agents, stays short.
         broker_max_poll_records=worker.max_batch,
         stream_buffer_maxsize=worker.max_batch,
+        # No tables, so no standby replicas: aiokafka's round-robin assignor then replaces
+        # Faust's, whose assignments carry each member's web URL and which crashes aiokafka's
+        # group coordinator (the worker then hangs without partitions) when a static member
+        # rejoins under another URL and is handed its old assignment.
+        table_standby_replicas=0,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=worker.heartbeat_interval_s,
         broker_commit_interval=worker.commit_interval_s,

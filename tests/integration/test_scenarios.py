@@ -131,7 +131,9 @@ def test_crash_restart_with_kill_9_at_random_moments(pipeline: Pipeline) -> None
         ends = end_offsets(pipeline.settings, pipeline.input_topic, pipeline.partitions)
         waiting = [tp for tp in tps if ends[tp] > max(before[tp], 0)]
         restarted = time.monotonic()
-        worker = pipeline.worker("crash")  # the same name: the same static member
+        # The same name: the same static member, rejoining with its old assignment (on another
+        # web port, which Faust's own assignor would refuse).
+        worker = pipeline.worker("crash")
         # Recovered: every partition that had records waiting has committed past its offset.
         deadline = restarted + 300
         while True:

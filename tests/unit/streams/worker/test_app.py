@@ -71,6 +71,8 @@ def test_app_binds_the_configured_web_host_and_brokers(tmp_path: Path) -> None:
     assert app.conf.broker_commit_interval == settings.worker.commit_interval_s
     # No worker_id: the default identity changes on every restart, so membership is dynamic.
     assert app.conf.consumer_group_instance_id is None
+    # aiokafka's round-robin assignor, not Faust's (see create_app).
+    assert app.conf.table_standby_replicas == 0
 
 
 def test_a_named_worker_is_a_static_group_member(tmp_path: Path) -> None:
