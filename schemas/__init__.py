@@ -25,6 +25,7 @@ from schemas.codecs import (
     ReviewTask,
     content_type_from_headers,
     decode_record,
+    event_id,
     load_schema,
     to_json,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ReviewTask",
     "content_type_from_headers",
     "decode_record",
+    "event_id",
     "load_schema",
     "to_json",
 ]

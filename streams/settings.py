@@ -203,9 +203,24 @@ class WorkerSettings:
     #: Log lines as ``text`` or as ``json`` objects (with topic/partition/offset fields).
     log_format: str = "text"
     #: Seconds the broker waits for a silent worker before it gives the worker's partitions to
-    #: the others (Faust's ``broker_session_timeout``); tests shorten it so that a crashed
-    #: worker's partitions move on quickly.
-    session_timeout_s: float = 60.0
+    #: the others (Faust's ``broker_session_timeout``). Measured (``python -m bench.recovery``):
+    #: Faust's 60 s default stalled a crashed worker's partitions for about a minute. The
+    #: broker only accepts values between its ``group.min.session.timeout.ms`` (6 s) and
+    #: ``group.max.session.timeout.ms`` (30 min).
+    session_timeout_s: float = 10.0
+    #: Seconds between the consumer's heartbeats (Faust's ``broker_heartbeat_interval``); at
+    #: most a third of ``session_timeout_s``, so that two lost heartbeats are survived.
+    heartbeat_interval_s: float = 1.0
+    #: Seconds between commits of the acknowledged offsets (Faust's ``broker_commit_interval``);
+    #: after a crash about this much input is processed again (plus what was in flight). The
+    #: first batch delivered after an assignment is committed at once.
+    commit_interval_s: float = 1.0
+    #: Static group membership (Kafka's ``group.instance.id`` = ``worker_id``): a worker that
+    #: crashed and comes back under the same ``worker_id`` within ``session_timeout_s`` gets its
+    #: partitions back at once, without a rebalance. Needs an explicit, stable ``worker_id``
+    #: (a pod name); with the default ``<hostname>-<pid>`` membership stays dynamic. A graceful
+    #: stop still leaves the group, so its partitions move on at once.
+    static_membership: bool = True
 
     def validate(self) -> None:
         if self.max_batch < 1:
@@ -228,10 +243,21 @@ class WorkerSettings:
             raise SettingsError(f"worker.log_format must be text or json, got {self.log_format!r}")
         if self.session_timeout_s <= 0:
             raise SettingsError("worker.session_timeout_s must be > 0")
+        if not 0 < self.heartbeat_interval_s * 3 <= self.session_timeout_s:
+            raise SettingsError(
+                "worker.heartbeat_interval_s must be > 0 and at most a third of "
+                "worker.session_timeout_s"
+            )
+        if self.commit_interval_s <= 0:
+            raise SettingsError("worker.commit_interval_s must be > 0")
 
     def identity(self) -> str:
         """``worker_id``, or ``<hostname>-<pid>`` when it is empty."""
         return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def group_instance_id(self) -> str | None:
+        """Kafka's ``group.instance.id`` for static membership, or None (dynamic membership)."""
+        return self.worker_id if self.static_membership and self.worker_id else None
 
 
 @dataclass(frozen=True)

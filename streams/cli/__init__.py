@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, NerstreamError
 from streams.cli import autoscale, kafka, model, review, serve, worker
-from streams.cli.common import Handler, settings_overrides
+from streams.cli.common import COMMAND_SET, Handler, set_flag, settings_overrides
 from streams.settings import SettingsError, load_settings
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -65,16 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="registry mode: Confluent wire format via this schema registry "
         "(env NERSTREAM_SCHEMA_REGISTRY_URL; default: plain Avro)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="SECTION.FIELD=VALUE",
-        help="override any setting (see `nerstream settings`); repeatable",
-    )
+    set_flag(parser, "set")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(sub)
+    for command in sub.choices.values():
+        # After the command too (`nerstream local up --set local.controller_port=19093`),
+        # except where the command has a --set of its own (train: its config keys).
+        if "--set" not in command._option_string_actions:
+            set_flag(command, COMMAND_SET)
     return parser
 
 

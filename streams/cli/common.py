@@ -20,24 +20,44 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 __all__ = [
+    "COMMAND_SET",
     "EXIT_OK",
     "Handler",
     "Subparsers",
     "load_served_model",
     "model_flags",
     "progress",
+    "set_flag",
     "setting_flag",
 ]
 
 
+#: Where ``--set`` items given after the command go: argparse copies a command's values over
+#: the top-level ones, so the two places need separate destinations.
+COMMAND_SET = "command_set"
+
+
+def set_flag(parser: argparse.ArgumentParser, dest: str) -> None:
+    """``--set SECTION.FIELD=VALUE``: ``dest`` is ``set`` before the command, else
+    :data:`COMMAND_SET`."""
+    parser.add_argument(
+        "--set",
+        dest=dest,
+        action="append",
+        metavar="SECTION.FIELD=VALUE",
+        help="override any setting (see `nerstream settings`); repeatable",
+    )
+
+
 def settings_overrides(args: argparse.Namespace) -> dict[str, str | None]:
-    """Flags that map onto settings fields (dest ``setting__section__field``) plus ``--set``."""
+    """Flags that map onto settings fields (dest ``setting__section__field``) plus ``--set``
+    (given before the command, then after it: the later one wins)."""
     overrides: dict[str, str | None] = {}
     for dest, value in vars(args).items():
         if dest.startswith("setting__") and value is not None:
             _, section, name = dest.split("__", 2)
             overrides[f"{section}.{name}"] = str(value)
-    for item in args.set or []:
+    for item in [*(args.set or []), *(getattr(args, COMMAND_SET, None) or [])]:
         key, sep, value = item.partition("=")
         if not sep:
             raise SettingsError(f"--set expects KEY=VALUE, got {item!r}")

@@ -22,6 +22,14 @@ class KafkaToolError(NerstreamError):
     """A Kafka tooling operation (topics, produce, consume, the local broker) failed."""
 
 
+def refuse_on_authentication_error(error: KafkaError) -> None:
+    """``error_cb`` of the tools' clients: wrong credentials end the command at once with the
+    broker's reason (librdkafka would keep retrying until its timeouts run out); any other
+    error is left to librdkafka's retries. confluent-kafka raises it from ``poll``/``flush``."""
+    if error.code() == KafkaError._AUTHENTICATION or error.fatal():
+        raise KafkaToolError(f"the broker refused the client: {error.str()}")
+
+
 def admin_client(kafka: KafkaSettings, *, quiet: bool = False) -> AdminClient:
     """An admin client for ``kafka``; ``quiet`` silences librdkafka's connection errors (while a
     broker starts, every refused connection would otherwise be logged)."""

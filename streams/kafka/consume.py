@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaError, Message
 
 from schemas.codecs import (
     DEAD_LETTER,
@@ -31,7 +31,7 @@ from schemas.codecs import (
 )
 from schemas.errors import DecodeError
 from schemas.framing import WriterSchemaLookup
-from streams.kafka.admin import KafkaToolError
+from streams.kafka.admin import KafkaToolError, refuse_on_authentication_error
 from streams.registry.client import RegistryClient
 from streams.registry.wire import WriterSchemas
 from streams.settings import Settings
@@ -85,6 +85,10 @@ def decode_output(
         return ConsumedOutput(partition, offset, None, f"{exc.error_code}: {exc.message}")
 
 
+#: Errors no retry can cure: the principal may not read the topic or use the group (ACLs).
+_NOT_ALLOWED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
+
+
 def consume_outputs(
     settings: Settings,
     topic: str,
@@ -106,6 +110,7 @@ def consume_outputs(
             "enable.auto.commit": group is not None,
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.partition.eof": False,
+            "error_cb": refuse_on_authentication_error,
         }
     )
     registry = settings.schema_registry
@@ -129,7 +134,7 @@ def consume_outputs(
                 continue
             error = message.error()
             if error is not None:
-                if error.fatal():
+                if error.fatal() or error.code() in _NOT_ALLOWED:
                     raise KafkaToolError(f"consuming {topic}: {error.str()}")
                 continue
             last_message_at = time.monotonic()

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codecs import CONTENT_TYPE_HEADER, RECORD, InputRecord, to_json
 from schemas.framing import frame
+from streams.kafka.admin import refuse_on_authentication_error
 from streams.kafka.files import RowError
 from streams.registry.client import RegistryClient
 from streams.registry.wire import register_schema
@@ -85,6 +86,7 @@ def produce_records(
             "enable.idempotence": True,
             "acks": "all",
             "partitioner": "murmur2_random",
+            "error_cb": refuse_on_authentication_error,
         }
     )
 
@@ -127,7 +129,12 @@ def produce_records(
                 producer.poll(0.1)
         report.sent += 1
         producer.poll(0)
-    left = producer.flush(60)
+    # poll, not flush(60): an exception raised by error_cb (wrong credentials) ends poll at
+    # once, while flush would go on to its timeout first.
+    deadline = time.monotonic() + 60
+    while len(producer) and time.monotonic() < deadline:
+        producer.poll(0.2)
+    left = len(producer)
     if left:
         report.delivery_errors["not delivered within 60 s"] += left
     return report

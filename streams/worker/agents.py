@@ -177,6 +177,8 @@ class NerWorker:
         self._to_produce: asyncio.Queue[_Batch] | None = None
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set at each assignment: the first batch delivered after it is committed at once.
+        self._commit_next_release = False
         self.app = create_app(settings)
         for topic in settings.topics.inputs:
             self._add_agent(topic)
@@ -343,7 +345,19 @@ class NerWorker:
             self.state.records += len(done.messages)
             self._record(done.messages, done.result, done.resent)
         self.metrics.batches_in_flight.set(len(self._in_flight))
+        if released and self._commit_next_release:
+            self._commit_next_release = False
+            self._spawn(self._commit_now())
         self._notify()
+
+    async def _commit_now(self) -> None:
+        """Commit the acked offsets now rather than at the next commit tick: a worker that
+        crashes in its first seconds then has its first batches committed, not processed
+        again."""
+        try:
+            await self.app.consumer.commit()
+        except Exception as exc:  # the commit timer tries again
+            logger.warning("early commit failed: %s: %s", type(exc).__name__, exc)
 
     def _unexpected(self, exc: Exception, batch: _Batch) -> None:
         where = _describe(batch.messages) or f"{len(batch.events)} message(s)"
@@ -417,6 +431,10 @@ class NerWorker:
             "assigned partitions=%s",
             ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(self.state.assigned)) or "-",
         )
+        self._commit_next_release = True
+        # The gauge is measured now, not a whole lag_interval_s later; in a task of its own, as
+        # the rebalance must not wait for the broker's answers.
+        self._spawn(self._update_lag())
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: Any) -> None:
         self.state.assigned = self.state.assigned - revoked

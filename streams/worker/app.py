@@ -9,7 +9,7 @@ through Faust's credentials; confluent-kafka gets the same ones from
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> faust.App:
     datadir = worker.data_dir / worker.group_id
     # Faust creates only the last level of its data dir.
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         worker.group_id,
         broker=broker_urls(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
@@ -71,11 +71,44 @@ def create_app(settings: Settings) -> faust.App:
         # finishes everything already handed to the agents, stays short.
         broker_max_poll_records=worker.max_batch,
         stream_buffer_maxsize=worker.max_batch,
+        # No tables, so no standby replicas: aiokafka's round-robin assignor then replaces
+        # Faust's, whose assignments carry each member's web URL and which crashes aiokafka's
+        # group coordinator (the worker then hangs without partitions) when a static member
+        # rejoins under another URL and is handed its old assignment.
+        table_standby_replicas=0,
         broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=worker.heartbeat_interval_s,
+        broker_commit_interval=worker.commit_interval_s,
+        consumer_group_instance_id=worker.group_instance_id(),
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
     )
+    if worker.group_instance_id() is not None:
+        leave_group_when_stopping(app)
+    return app
+
+
+def leave_group_when_stopping(app: faust.App) -> None:
+    """Make a graceful stop leave the consumer group even under static membership.
+
+    aiokafka sends no LeaveGroup for a static member (it expects it back), so the partitions of
+    a worker stopped for good (scaled down, replaced by a pod of another name) would wait
+    ``worker.session_timeout_s``. Faust signals ``on_before_shutdown`` after the streams are
+    drained and the last offsets committed, before the consumer closes; dropping the instance
+    id there makes aiokafka's close send the LeaveGroup by member id, which the broker accepts
+    for static members too. A crash sends nothing, which is what static membership is for.
+    """
+
+    async def dynamic_from_now(sender: faust.App, **_: Any) -> None:
+        # Private aiokafka state (0.14: AIOKafkaConsumer._coordinator); no public way exists.
+        consumer = getattr(getattr(sender.consumer, "_thread", None), "_consumer", None)
+        coordinator = getattr(consumer, "_coordinator", None)
+        if coordinator is not None:
+            coordinator._group_instance_id = None
+
+    # mode's Signal types receivers as (sender, *args); this one needs only the sender.
+    app.on_before_shutdown.connect(cast(Any, dynamic_from_now))
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:

@@ -36,6 +36,7 @@ from schemas.codecs import (
     ReviewTask,
     content_type_from_headers,
     decode_record,
+    event_id,
 )
 from schemas.errors import DecodeError, ErrorCode
 from schemas.framing import WriterSchemaLookup, frame
@@ -296,6 +297,7 @@ def entity_output(
         input=message.position,
         created_at=record.created_at,
         processed_at=processed_at,
+        event_id=event_id(message.position, config.model),
     )
     value = _framed(ENTITY_EVENT.encode(event), config.entity_event_schema_id)
     if len(value) > config.max_output_bytes:

@@ -74,6 +74,10 @@ class Pipeline:
             overrides={
                 "worker.worker_id": name,
                 "model.model_dir": str(self.model_dir),
+                # CPU at once: where onnxruntime-gpu is installed without a GPU, "auto" first
+                # tries TensorRT, which costs seconds of every start (a worker joining
+                # mid-stream must be up while records still flow).
+                "model.provider": "cpu",
                 "worker.lag_interval_s": "5",
                 **(overrides or {}),
             },

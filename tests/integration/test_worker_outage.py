@@ -20,6 +20,7 @@ import pytest
 from schemas.codecs import EntityEvent
 from streams.kafka import local as local_kafka
 from streams.settings import Settings, load_settings
+from streams.worker.agents import EXIT_CRASH_STOP
 from tests.conftest import free_port
 from tests.integration.test_worker import check_events, produce_mix, read_all
 from tests.integration.worker_process import (
@@ -33,7 +34,9 @@ from tests.records import mixed_records
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECORDS = 1500
-OUTAGE_S = 8.0
+OUTAGE_S = float(os.environ.get("NERSTREAM_IT_OUTAGE_S", "8"))
+#: Longer than the worker's whole delivery budget in the test below (3 x 2 s plus back-off).
+LONG_OUTAGE_S = float(os.environ.get("NERSTREAM_IT_LONG_OUTAGE_S", "20"))
 
 
 @pytest.fixture
@@ -163,3 +166,47 @@ def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_no
         check_events(records, events, exactly_once=False)  # type: ignore[arg-type]
     finally:
         after.stop()
+
+
+@pytest.mark.timeout(600)
+def test_an_outage_longer_than_the_delivery_timeout_stops_the_worker_and_a_restart_completes(
+    own_broker: Settings, tmp_path: Path, serving_model_dir: Path
+) -> None:
+    """The broker goes away for longer than the worker may take to deliver (3 attempts of
+    ``worker.delivery_timeout_s``): the worker crash-stops with exit code 3, committing nothing
+    it has not delivered; once the broker is back, a restarted worker completes the work."""
+    settings = own_broker
+    records = list(mixed_records(RECORDS, seed=17))
+    produce_mix(settings, "records", records, [])
+    overrides = {
+        "model.model_dir": str(serving_model_dir),
+        "worker.delivery_timeout_s": "2",
+        "worker.max_batch": "50",
+    }
+    first = WorkerProcess(
+        settings, tmp_path / "first.log", overrides={**overrides, "worker.worker_id": "first"}
+    ).start()
+    first.wait_ready()
+    deadline = time.monotonic() + 120
+    while sum(end_offsets(settings, "entities", 2).values()) < 50:
+        assert time.monotonic() < deadline, first.log_tail()
+        time.sleep(0.05)
+    local_kafka.down(settings)
+    outage_started = time.monotonic()
+    assert first.process is not None
+    assert first.process.wait(timeout=120) == EXIT_CRASH_STOP, first.log_tail()
+    assert "crash-stop" in first.log_path.read_text(encoding="utf-8")
+    time.sleep(max(LONG_OUTAGE_S - (time.monotonic() - outage_started), 0.0))
+    local_kafka.up(settings)
+
+    second = WorkerProcess(
+        settings, tmp_path / "second.log", overrides={**overrides, "worker.worker_id": "second"}
+    ).start()
+    try:
+        second.wait_ready()
+        committed = wait_committed_to_end(settings, "ner", "records", 2, timeout_s=300)
+        assert committed == end_offsets(settings, "records", 2), second.log_tail()
+        events = [out.value for out in read_all(settings, "entities", 2)]
+        check_events(records, events, exactly_once=False)  # type: ignore[arg-type]
+    finally:
+        assert second.stop() == 0, second.log_tail()

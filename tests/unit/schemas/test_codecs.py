@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from schemas import codecs
 from schemas.codecs import (
     DEAD_LETTER,
     ENTITY_EVENT,
+    EVENT_ID_NAMESPACE,
     RECORD,
     REVIEW_TASK,
     DeadLetter,
@@ -27,6 +29,7 @@ from schemas.codecs import (
     ReviewTask,
     content_type_from_headers,
     decode_record,
+    event_id,
     load_schema,
     parse_schema,
     read_datum,
@@ -54,6 +57,7 @@ EVENT = EntityEvent(
     input=InputPosition(topic="nerstream.records.news", partition=3, offset=2**40),
     created_at=CREATED,
     processed_at=CREATED + timedelta(milliseconds=37),
+    event_id="dd98211c-71e8-5d79-8b21-1c52e2b9da70",
 )
 LETTER = DeadLetter(
     key=b"r1",
@@ -221,7 +225,37 @@ def test_entity_event_json_is_readable() -> None:
         "input": {"topic": "nerstream.records.news", "partition": 3, "offset": 2**40},
         "created_at": "2023-11-14T22:13:20.000Z",
         "processed_at": "2023-11-14T22:13:20.037Z",
+        "event_id": "dd98211c-71e8-5d79-8b21-1c52e2b9da70",
     }
+
+
+def test_event_id_is_a_uuid5_of_input_position_and_model() -> None:
+    # The documented derivation, spelled out: any language can reproduce it.
+    name = '["nerstream.records.news",3,1099511627776,"bilstm-crf-msra","1.2.0"]'
+    assert event_id(EVENT.input, EVENT.model) == str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+    assert event_id(EVENT.input, EVENT.model) == EVENT.event_id
+    # Each part counts; separators inside names cannot make two positions collide.
+    position, model = EVENT.input, EVENT.model
+    others = {
+        event_id(dataclasses.replace(position, offset=position.offset + 1), model),
+        event_id(dataclasses.replace(position, partition=2), model),
+        event_id(dataclasses.replace(position, topic="nerstream.records.medical"), model),
+        event_id(position, ModelInfo(name=model.name, version="1.2.1")),
+        event_id(position, ModelInfo(name="a,b", version="c")),
+        event_id(position, ModelInfo(name="a", version="b,c")),
+    }
+    assert len(others) == 6 and EVENT.event_id not in others
+
+
+def test_old_entity_events_read_with_the_current_schema_have_no_event_id() -> None:
+    old_schema = load_schema(FIXTURES / "entity_event_v1.avsc")
+    datum = codecs._entity_event_to_datum(EVENT)
+    del datum["event_id"]
+    old_bytes = write_datum(old_schema, datum)
+    old_event = ENTITY_EVENT.decode(old_bytes, writer_schema=old_schema)
+    assert old_event == dataclasses.replace(EVENT, event_id="")
+    # The field is last: the new bytes are the old ones plus the id.
+    assert ENTITY_EVENT.encode(EVENT).startswith(old_bytes)
 
 
 def test_dead_letter_round_trips() -> None:

@@ -88,6 +88,9 @@ def test_overrides_beat_environment_and_none_is_ignored() -> None:
         ({"schema_registry.compatibility": "SIDEWAYS"}, "compatibility"),
         ({"schema_registry.auto_register": "maybe"}, "cannot read 'maybe'"),
         ({"schema_registry.timeout_s": "0"}, "timeout_s must be > 0"),
+        ({"worker.heartbeat_interval_s": "4"}, "at most a third"),
+        ({"worker.heartbeat_interval_s": "0"}, "heartbeat_interval_s"),
+        ({"worker.commit_interval_s": "0"}, "commit_interval_s"),
     ],
 )
 def test_invalid_values_are_rejected_at_load(overrides: dict[str, str], message: str) -> None:

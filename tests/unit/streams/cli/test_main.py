@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from streams.cli import EXIT_OK, EXIT_USAGE, main
+from streams.cli import EXIT_OK, EXIT_USAGE, build_parser, main
+from streams.cli.common import settings_overrides
 
 
 def test_settings_prints_effective_settings_with_overrides(
@@ -35,6 +36,29 @@ def test_schema_registry_flag_turns_on_registry_mode(
     assert "schema_registry.url must be an http(s) URL" in capsys.readouterr().err
 
 
+def test_set_is_accepted_after_the_command_too() -> None:
+    # The README's command, exactly as written there.
+    args = build_parser().parse_args(
+        ["local", "up", "--port", "19092", "--set", "local.controller_port=19093"]
+    )
+    assert settings_overrides(args) == {"local.port": "19092", "local.controller_port": "19093"}
+    before = ["--set", "worker.max_batch=3", "--set", "worker.group_id=g"]
+    both = build_parser().parse_args([*before, "settings", "--set", "worker.max_batch=5"])
+    # After the command wins over before it, like a later flag.
+    assert settings_overrides(both) == {"worker.max_batch": "5", "worker.group_id": "g"}
+
+
+def test_set_after_the_command_reaches_the_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["settings", "--set", "topics.partitions=9"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["topics"]["partitions"] == "9"
+
+
+def test_train_keeps_its_own_set_for_config_keys() -> None:
+    args = build_parser().parse_args(["train", "--config", "c.json", "--set", "epochs=1"])
+    assert args.config_set == ["epochs=1"]
+    assert settings_overrides(args) == {}
+
+
 def test_settings_masks_secrets(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,6 +75,7 @@ def test_settings_masks_secrets(
         ["--set", "worker.max_batch=zero", "settings"],
         ["--set", "no.such=1", "settings"],
         ["--set", "missing-equals", "settings"],
+        ["settings", "--set", "no.such=1"],
         ["local", "status", "--port", "not-a-port"],
         ["passthrough", "--source", "a", "--sink", "b", "--web-port", "0"],
     ],

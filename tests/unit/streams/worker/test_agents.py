@@ -349,3 +349,30 @@ def test_a_promoted_version_serves_from_the_next_batch_and_a_failed_one_is_skipp
         assert metric(worker, "nerstream_model_info", model_info) == 1.0
     finally:
         worker.close()
+
+
+def test_the_lag_gauge_is_measured_at_assignment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An hour between timer ticks: only the assignment can have measured it.
+    worker = NerWorker(
+        pipelined_settings(tmp_path, lag_interval_s=3600.0),
+        FakeModel(),
+        transport=RecordingTransport(),
+    )
+
+    async def measured() -> dict[tuple[str, int], int | None]:
+        return {("news", 0): 7}
+
+    monkeypatch.setattr(worker, "measure_lag", measured)
+    labels = {"topic": "news", "partition": "0"}
+
+    async def assign() -> None:
+        await worker._on_assigned(worker.app, {TP("news", 0)})
+        await until(lambda: metric(worker, "nerstream_consumer_lag", labels) is not None)
+
+    try:
+        asyncio.run(assign())
+        assert metric(worker, "nerstream_consumer_lag", labels) == 7
+    finally:
+        worker.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
@@ -65,3 +66,19 @@ def test_app_binds_the_configured_web_host_and_brokers(tmp_path: Path) -> None:
     assert app.conf.id == "ner"
     assert (tmp_path / "w" / "ner").is_dir()
     assert app.conf.stream_buffer_maxsize == settings.worker.max_batch
+    assert app.conf.broker_session_timeout == settings.worker.session_timeout_s
+    assert app.conf.broker_heartbeat_interval == settings.worker.heartbeat_interval_s
+    assert app.conf.broker_commit_interval == settings.worker.commit_interval_s
+    # No worker_id: the default identity changes on every restart, so membership is dynamic.
+    assert app.conf.consumer_group_instance_id is None
+    # aiokafka's round-robin assignor, not Faust's (see create_app).
+    assert app.conf.table_standby_replicas == 0
+
+
+def test_a_named_worker_is_a_static_group_member(tmp_path: Path) -> None:
+    def conf(**overrides: str) -> Any:
+        values = {"worker.data_dir": str(tmp_path), "worker.worker_id": "pod-3", **overrides}
+        return create_app(load_settings(values, env={})).conf
+
+    assert conf().consumer_group_instance_id == "pod-3"
+    assert conf(**{"worker.static_membership": "false"}).consumer_group_instance_id is None

@@ -22,6 +22,7 @@ from schemas.codecs import (
     Header,
     InputRecord,
     ModelInfo,
+    event_id,
 )
 from schemas.errors import DecodeError, ErrorCode
 from schemas.framing import Schema, frame, unframe
@@ -102,6 +103,9 @@ def test_valid_records_become_entity_events_keyed_like_the_input() -> None:
     assert first.model == ModelInfo("tiny", "1.0")
     assert (first.input.topic, first.input.partition, first.input.offset) == ("news", 0, 0)
     assert first.created_at == CREATED_AT and first.processed_at == NOW
+    # The same input and model give the same id, whenever and however often it is processed.
+    assert first.event_id == event_id(first.input, first.model) != second.event_id
+    assert run(messages).outputs[0].value == result.outputs[0].value
     assert result.outputs[0].latency_s == (NOW - CREATED_AT).total_seconds() == 5.0
     assert second.entities == ()
     assert result.inferred == 2 and not result.dead_letters
