@@ -242,19 +242,16 @@ def _check_crf_inputs(
 IMPOSSIBLE = -1.0e3
 
 
-#: Below this many rows a Viterbi step is dominated by numpy's per-call cost, and one dense block
-#: (fewest calls) beats the stacked blocks of allowed transitions.
+#: Below this many rows a Viterbi step is dominated by numpy's per-call cost, and one dense
+#: max-plus product (fewest calls) beats the stacked blocks of allowed transitions.
 _BLOCKS_FROM_BATCH = 32
 
 _Blocks = list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]]
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_groups(transitions_bytes: bytes, size: int, dense: bool) -> _Blocks:
+def _cached_groups(transitions_bytes: bytes, size: int) -> _Blocks:
     transitions = np.frombuffer(transitions_bytes, dtype=np.float32).reshape(size, size)
-    if dense:
-        every = np.arange(size, dtype=np.intp)
-        return [(every[None, :], every, transitions.T[None, :, :, None])]
     return _transition_groups(transitions)
 
 
@@ -309,27 +306,41 @@ def viterbi_decode(
     if max_length == 0:
         return path, best_scores
     scores[0] += np.asarray(start, dtype=np.float32)[:, None]
-    groups = _cached_groups(trans.tobytes(), num_labels, batch < _BLOCKS_FROM_BATCH)
-    for t in range(1, max_length):
-        # scores[t] holds the best score of any path ending in each label at t.
-        previous = scores[t - 1]
-        for sources, targets, block in groups:
-            candidates = previous[sources][:, None, :, :] + block  # (G, targets, sources, B)
-            scores[t, targets] += candidates.max(axis=2).reshape(len(targets), batch)
+    # scores[t] becomes the best score of any path ending in each label at t.
+    if batch < _BLOCKS_FROM_BATCH:
+        into = trans.T[:, :, None]  # [to, from, 1]
+        best = list(scores)  # views made once
+        for t in range(1, max_length):
+            np.add(best[t], np.maximum.reduce(into + best[t - 1], axis=1), out=best[t])
+    else:
+        groups = _cached_groups(trans.tobytes(), num_labels)
+        for t in range(1, max_length):
+            previous = scores[t - 1]
+            for sources, targets, block in groups:
+                candidates = previous[sources][:, None, :, :] + block  # (G, targets, sources, B)
+                scores[t, targets] += np.maximum.reduce(candidates, axis=2).reshape(-1, batch)
 
     rows = np.arange(batch)
     active = lengths64 > 0
     last = np.maximum(lengths64 - 1, 0)
     final = scores[last, :, rows] + np.asarray(end, dtype=np.float32)  # (B, K)
-    label = final.argmax(axis=1)
-    best_scores[active] = final[rows, label][active]
+    best_last = final.argmax(axis=1)
+    best_scores[active] = final[rows, best_last][active]
+    # Every row is traced back from max_length - 1: a row's own best last label replaces the
+    # trace when it reaches that row's last position, and positions beyond a row's length are
+    # zeroed at the end (fewer numpy calls per step than masking every step).
+    ending_at = {int(t): lengths64 - 1 == t for t in np.unique(last[active])}
+    label = best_last
+    traced = []
     for t in range(max_length - 1, -1, -1):
-        inside = t < lengths64
-        path[:, t] = np.where(inside, label, 0)
+        if t in ending_at:
+            label = np.where(ending_at[t], best_last, label)
+        traced.append(label)
         if t > 0:
             # (K, B): the score of each predecessor of each row's chosen label.
-            previous = (scores[t - 1] + np.take(trans, label, axis=1)).argmax(axis=0)
-            label = np.where(inside, previous, label)
+            label = (scores[t - 1] + trans[:, label]).argmax(axis=0)
+    path[:, :max_length] = np.stack(traced[::-1], axis=1)
+    path[np.arange(steps)[None, :] >= lengths64[:, None]] = 0
     return path, best_scores
 
 
@@ -372,20 +383,27 @@ def marginals(
     alpha = np.empty((max_length, num_labels, batch), dtype=np.float32)
     alpha[0] = np.exp(start32 - start32.max())[:, None] * emitted[0]
     alpha[0] /= alpha[0].sum(axis=0)
+    # A small batch pays numpy's cost per call, not per element: the loops use views made once
+    # (lists), out= buffers and np.add.reduce (the arithmetic of step.sum(), one call less).
+    alphas, emits = list(alpha), list(emitted)
     for t in range(1, max_length):
-        step = np.matmul(moves_to_from, alpha[t - 1], out=alpha[t])
-        step *= emitted[t]
-        step /= step.sum(axis=0)
+        step = np.matmul(moves_to_from, alphas[t - 1], out=alphas[t])
+        step *= emits[t]
+        step /= np.add.reduce(step, axis=0)
 
     end_column = np.exp(end32 - end32.max())[:, None]
     beta = np.empty((max_length, num_labels, batch), dtype=np.float32)
     beta[max_length - 1] = end_column
-    restarts = lengths64 - 1  # each row's backward pass starts at its own last position
+    betas = list(beta)
+    # Each row's backward pass starts at its own last position.
+    restarts = {int(t): lengths64 - 1 == t for t in np.unique(lengths64[lengths64 > 0] - 1)}
+    following = np.empty((num_labels, batch), dtype=np.float32)
     for t in range(max_length - 2, -1, -1):
-        step = np.matmul(moves, emitted[t + 1] * beta[t + 1], out=beta[t])
-        step /= step.sum(axis=0)
-        if (restarts == t).any():
-            step[:, restarts == t] = end_column
+        np.multiply(emits[t + 1], betas[t + 1], out=following)
+        step = np.matmul(moves, following, out=betas[t])
+        step /= np.add.reduce(step, axis=0)
+        if t in restarts:
+            step[:, restarts[t]] = end_column
 
     joint = np.multiply(alpha, beta, out=alpha)
     joint /= joint.sum(axis=1, keepdims=True)
