@@ -2,7 +2,7 @@
 
 Shared by training and serving: training encodes gold spans with `spans_to_tags` and masks its CRF
 with `transition_constraints`; serving decodes emissions with `viterbi_decode`, scores entities
-with `marginals` and reads entities back with `tags_to_spans`.
+with `path_marginals` and reads entities back with `paths_to_spans`.
 
 Decoding works on the whole batch at once and loops over time only. Internally the arrays are laid
 out time-major with the batch as the innermost axis, (T, K, B), so every per-step numpy operation
@@ -366,12 +366,55 @@ def marginals(
     and a few cheap (K, B) operations, with no log or exp inside the loop. Forbidden (-1e4)
     transitions become exact zeros.
     """
-    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
-    steps, num_labels, batch = scores.shape
-    max_length = int(lengths64.max()) if batch else 0
+    joint, lengths64 = _joint(emissions, lengths, transitions, start, end)
+    batch, steps, num_labels = emissions.shape
     posterior = np.zeros((steps, num_labels, batch), dtype=np.float32)
+    max_length = len(joint)
+    joint /= joint.sum(axis=1, keepdims=True)
+    inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
+    posterior[:max_length] = np.where(inside, joint, 0.0)
+    return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+
+
+def path_marginals(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+    *,
+    paths: IntArray,
+) -> NDArray[np.float32]:
+    """``marginals`` at each row's own labels (B, T): P(label paths[b, t] at t), 0 beyond each
+    length. The same numbers as picking them from ``marginals``, without building the (B, T, K)
+    posterior (only the chosen label of each position is normalized and transposed)."""
+    joint, lengths64 = _joint(emissions, lengths, transitions, start, end)
+    batch, steps = np.shape(paths)
+    max_length = len(joint)
+    chosen = np.zeros((batch, steps), dtype=np.float32)
     if max_length == 0:
-        return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+        return chosen
+    labels = np.asarray(paths).T[:max_length, None, :]
+    picked = np.take_along_axis(joint, labels, axis=1)[:, 0, :] / joint.sum(axis=1)
+    inside = np.arange(max_length)[:, None] < lengths64[None, :]
+    chosen[:, :max_length] = np.where(inside, picked, 0.0).T
+    return chosen
+
+
+def _joint(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """alpha * beta (max_length, K, B), not yet normalized per position (see ``marginals``),
+    and the lengths."""
+    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
+    _, num_labels, batch = scores.shape
+    max_length = int(lengths64.max()) if batch else 0
+    if max_length == 0:
+        return np.zeros((0, num_labels, batch), dtype=np.float32), lengths64
     emitted = scores[:max_length]
     emitted -= emitted.max(axis=1, keepdims=True)
     np.exp(np.maximum(emitted, _EMISSION_FLOOR, out=emitted), out=emitted)
@@ -405,8 +448,4 @@ def marginals(
         if t in restarts:
             step[:, restarts[t]] = end_column
 
-    joint = np.multiply(alpha, beta, out=alpha)
-    joint /= joint.sum(axis=1, keepdims=True)
-    inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
-    posterior[:max_length] = np.where(inside, joint, 0.0)
-    return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+    return np.multiply(alpha, beta, out=alpha), lengths64
