@@ -39,7 +39,7 @@ from models.manifest import (
     ModelError,
     read_manifest,
 )
-from models.tags import Scheme, Span, marginals, paths_to_spans, viterbi_decode
+from models.tags import Scheme, Span, path_marginals, paths_to_spans, viterbi_decode
 from models.text import merge_window_spans, normalize_all, windows
 
 log = logging.getLogger(__name__)
@@ -344,8 +344,9 @@ class NerModel:
             paths, _ = viterbi_decode(emissions, encoded.lengths, *self.crf)
             # Scores are only needed where an entity was found.
             rows = np.flatnonzero((paths != 0).any(axis=1))
-            posterior = marginals(emissions[rows], encoded.lengths[rows], *self.crf)
-            chosen = np.take_along_axis(posterior, paths[rows, :, None], axis=2)[:, :, 0]
+            chosen = path_marginals(
+                emissions[rows], encoded.lengths[rows], *self.crf, paths=paths[rows]
+            )
             # Running sums make each span's mean marginal two lookups.
             sums = np.concatenate([np.zeros((len(rows), 1)), chosen.cumsum(axis=1)], axis=1)
             labels = self.manifest.labels

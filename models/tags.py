@@ -2,7 +2,7 @@
 
 Shared by training and serving: training encodes gold spans with `spans_to_tags` and masks its CRF
 with `transition_constraints`; serving decodes emissions with `viterbi_decode`, scores entities
-with `marginals` and reads entities back with `tags_to_spans`.
+with `path_marginals` and reads entities back with `paths_to_spans`.
 
 Decoding works on the whole batch at once and loops over time only. Internally the arrays are laid
 out time-major with the batch as the innermost axis, (T, K, B), so every per-step numpy operation
@@ -242,19 +242,16 @@ def _check_crf_inputs(
 IMPOSSIBLE = -1.0e3
 
 
-#: Below this many rows a Viterbi step is dominated by numpy's per-call cost, and one dense block
-#: (fewest calls) beats the stacked blocks of allowed transitions.
+#: Below this many rows a Viterbi step is dominated by numpy's per-call cost, and one dense
+#: max-plus product (fewest calls) beats the stacked blocks of allowed transitions.
 _BLOCKS_FROM_BATCH = 32
 
 _Blocks = list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]]
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_groups(transitions_bytes: bytes, size: int, dense: bool) -> _Blocks:
+def _cached_groups(transitions_bytes: bytes, size: int) -> _Blocks:
     transitions = np.frombuffer(transitions_bytes, dtype=np.float32).reshape(size, size)
-    if dense:
-        every = np.arange(size, dtype=np.intp)
-        return [(every[None, :], every, transitions.T[None, :, :, None])]
     return _transition_groups(transitions)
 
 
@@ -309,27 +306,41 @@ def viterbi_decode(
     if max_length == 0:
         return path, best_scores
     scores[0] += np.asarray(start, dtype=np.float32)[:, None]
-    groups = _cached_groups(trans.tobytes(), num_labels, batch < _BLOCKS_FROM_BATCH)
-    for t in range(1, max_length):
-        # scores[t] holds the best score of any path ending in each label at t.
-        previous = scores[t - 1]
-        for sources, targets, block in groups:
-            candidates = previous[sources][:, None, :, :] + block  # (G, targets, sources, B)
-            scores[t, targets] += candidates.max(axis=2).reshape(len(targets), batch)
+    # scores[t] becomes the best score of any path ending in each label at t.
+    if batch < _BLOCKS_FROM_BATCH:
+        into = trans.T[:, :, None]  # [to, from, 1]
+        best = list(scores)  # views made once
+        for t in range(1, max_length):
+            np.add(best[t], np.maximum.reduce(into + best[t - 1], axis=1), out=best[t])
+    else:
+        groups = _cached_groups(trans.tobytes(), num_labels)
+        for t in range(1, max_length):
+            previous = scores[t - 1]
+            for sources, targets, block in groups:
+                candidates = previous[sources][:, None, :, :] + block  # (G, targets, sources, B)
+                scores[t, targets] += np.maximum.reduce(candidates, axis=2).reshape(-1, batch)
 
     rows = np.arange(batch)
     active = lengths64 > 0
     last = np.maximum(lengths64 - 1, 0)
     final = scores[last, :, rows] + np.asarray(end, dtype=np.float32)  # (B, K)
-    label = final.argmax(axis=1)
-    best_scores[active] = final[rows, label][active]
+    best_last = final.argmax(axis=1)
+    best_scores[active] = final[rows, best_last][active]
+    # Every row is traced back from max_length - 1: a row's own best last label replaces the
+    # trace when it reaches that row's last position, and positions beyond a row's length are
+    # zeroed at the end (fewer numpy calls per step than masking every step).
+    ending_at = {int(t): lengths64 - 1 == t for t in np.unique(last[active])}
+    label = best_last
+    traced = []
     for t in range(max_length - 1, -1, -1):
-        inside = t < lengths64
-        path[:, t] = np.where(inside, label, 0)
+        if t in ending_at:
+            label = np.where(ending_at[t], best_last, label)
+        traced.append(label)
         if t > 0:
             # (K, B): the score of each predecessor of each row's chosen label.
-            previous = (scores[t - 1] + np.take(trans, label, axis=1)).argmax(axis=0)
-            label = np.where(inside, previous, label)
+            label = (scores[t - 1] + trans[:, label]).argmax(axis=0)
+    path[:, :max_length] = np.stack(traced[::-1], axis=1)
+    path[np.arange(steps)[None, :] >= lengths64[:, None]] = 0
     return path, best_scores
 
 
@@ -355,12 +366,55 @@ def marginals(
     and a few cheap (K, B) operations, with no log or exp inside the loop. Forbidden (-1e4)
     transitions become exact zeros.
     """
-    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
-    steps, num_labels, batch = scores.shape
-    max_length = int(lengths64.max()) if batch else 0
+    joint, lengths64 = _joint(emissions, lengths, transitions, start, end)
+    batch, steps, num_labels = emissions.shape
     posterior = np.zeros((steps, num_labels, batch), dtype=np.float32)
+    max_length = len(joint)
+    joint /= joint.sum(axis=1, keepdims=True)
+    inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
+    posterior[:max_length] = np.where(inside, joint, 0.0)
+    return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+
+
+def path_marginals(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+    *,
+    paths: IntArray,
+) -> NDArray[np.float32]:
+    """``marginals`` at each row's own labels (B, T): P(label paths[b, t] at t), 0 beyond each
+    length. The same numbers as picking them from ``marginals``, without building the (B, T, K)
+    posterior (only the chosen label of each position is normalized and transposed)."""
+    joint, lengths64 = _joint(emissions, lengths, transitions, start, end)
+    batch, steps = np.shape(paths)
+    max_length = len(joint)
+    chosen = np.zeros((batch, steps), dtype=np.float32)
     if max_length == 0:
-        return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+        return chosen
+    labels = np.asarray(paths).T[:max_length, None, :]
+    picked = np.take_along_axis(joint, labels, axis=1)[:, 0, :] / joint.sum(axis=1)
+    inside = np.arange(max_length)[:, None] < lengths64[None, :]
+    chosen[:, :max_length] = np.where(inside, picked, 0.0).T
+    return chosen
+
+
+def _joint(
+    emissions: FloatArray,
+    lengths: IntArray,
+    transitions: FloatArray,
+    start: FloatArray,
+    end: FloatArray,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """alpha * beta (max_length, K, B), not yet normalized per position (see ``marginals``),
+    and the lengths."""
+    scores, lengths64, trans = _check_crf_inputs(emissions, lengths, transitions, start, end)
+    _, num_labels, batch = scores.shape
+    max_length = int(lengths64.max()) if batch else 0
+    if max_length == 0:
+        return np.zeros((0, num_labels, batch), dtype=np.float32), lengths64
     emitted = scores[:max_length]
     emitted -= emitted.max(axis=1, keepdims=True)
     np.exp(np.maximum(emitted, _EMISSION_FLOOR, out=emitted), out=emitted)
@@ -372,23 +426,26 @@ def marginals(
     alpha = np.empty((max_length, num_labels, batch), dtype=np.float32)
     alpha[0] = np.exp(start32 - start32.max())[:, None] * emitted[0]
     alpha[0] /= alpha[0].sum(axis=0)
+    # A small batch pays numpy's cost per call, not per element: the loops use views made once
+    # (lists), out= buffers and np.add.reduce (the arithmetic of step.sum(), one call less).
+    alphas, emits = list(alpha), list(emitted)
     for t in range(1, max_length):
-        step = np.matmul(moves_to_from, alpha[t - 1], out=alpha[t])
-        step *= emitted[t]
-        step /= step.sum(axis=0)
+        step = np.matmul(moves_to_from, alphas[t - 1], out=alphas[t])
+        step *= emits[t]
+        step /= np.add.reduce(step, axis=0)
 
     end_column = np.exp(end32 - end32.max())[:, None]
     beta = np.empty((max_length, num_labels, batch), dtype=np.float32)
     beta[max_length - 1] = end_column
-    restarts = lengths64 - 1  # each row's backward pass starts at its own last position
+    betas = list(beta)
+    # Each row's backward pass starts at its own last position.
+    restarts = {int(t): lengths64 - 1 == t for t in np.unique(lengths64[lengths64 > 0] - 1)}
+    following = np.empty((num_labels, batch), dtype=np.float32)
     for t in range(max_length - 2, -1, -1):
-        step = np.matmul(moves, emitted[t + 1] * beta[t + 1], out=beta[t])
-        step /= step.sum(axis=0)
-        if (restarts == t).any():
-            step[:, restarts == t] = end_column
+        np.multiply(emits[t + 1], betas[t + 1], out=following)
+        step = np.matmul(moves, following, out=betas[t])
+        step /= np.add.reduce(step, axis=0)
+        if t in restarts:
+            step[:, restarts[t]] = end_column
 
-    joint = np.multiply(alpha, beta, out=alpha)
-    joint /= joint.sum(axis=1, keepdims=True)
-    inside = np.arange(max_length)[:, None, None] < lengths64[None, None, :]
-    posterior[:max_length] = np.where(inside, joint, 0.0)
-    return np.ascontiguousarray(posterior.transpose(2, 0, 1))
+    return np.multiply(alpha, beta, out=alpha), lengths64

@@ -155,6 +155,26 @@ def test_batched_equals_unbatched(tiny_model: TinyModel, precision: str) -> None
             assert a.score == pytest.approx(b.score, abs=tolerance)
 
 
+def test_the_shipped_model_finds_in_one_text_calls_what_it_finds_in_a_big_batch() -> None:
+    """One text per call is what the HTTP API mostly makes; a call of many is the worker's."""
+    from tests.records import mixed_records
+
+    model = NerModel.load(provider="cpu", threads=1)
+    texts = [record.text for record in mixed_records(150)]  # some long: several windows
+    together = model.predict(texts)
+    alone = [model.predict([text])[0] for text in texts]
+    assert sum(map(len, together)) > 300
+    assert [[(e.type, e.start, e.end, e.text) for e in found] for found in alone] == [
+        [(e.type, e.start, e.end, e.text) for e in found] for found in together
+    ]
+    # Emissions are the same alone or batched (int8 scales per row); the forward-backward's
+    # float32 products round with the batch's width, and a score is a difference of float32
+    # running sums along the text (each step about 1e-7 relative).
+    for found_alone, found_together in zip(alone, together, strict=True):
+        for a, b in zip(found_alone, found_together, strict=True):
+            assert a.score == pytest.approx(b.score, abs=2e-5)
+
+
 @pytest.mark.training
 def test_fp16_model_finds_what_the_float_model_finds(tiny_model: TinyModel) -> None:
     """The GPU's fp16 model, checked on CPU: same entities as fp32 on these texts, close scores."""

@@ -19,6 +19,7 @@ from models.tags import (
     label_set,
     marginals,
     parse_tag,
+    path_marginals,
     paths_to_spans,
     spans_to_tags,
     tags_to_spans,
@@ -389,6 +390,35 @@ def test_batched_equals_one_by_one_with_ragged_lengths() -> None:
         np.testing.assert_allclose(posterior[row, :length], one_posterior[0], atol=1e-6)
         tags = [labels[i] for i in path[row, :length]]
         assert spans_to_tags(int(length), tags_to_spans(tags, "BMES"), "BMES") == tags
+
+
+@pytest.mark.parametrize("batch", [1, 5, 40])
+def test_path_marginals_are_the_marginals_of_the_path(batch: int) -> None:
+    rng = np.random.default_rng(batch)
+    labels = label_set(ENTITY_TYPES, "BMES")
+    crf = _random_crf(rng, labels, len(labels))
+    emissions = rng.normal(scale=3.0, size=(batch, 30, len(labels))).astype(np.float32)
+    lengths = rng.integers(0, 31, size=batch)
+    path, _ = viterbi_decode(emissions, lengths, *crf)
+    expected = np.take_along_axis(marginals(emissions, lengths, *crf), path[:, :, None], axis=2)
+    chosen = path_marginals(emissions, lengths, *crf, paths=path)
+    np.testing.assert_array_equal(chosen, expected[..., 0])
+
+
+def test_small_and_large_batches_decode_alike() -> None:
+    """Below _BLOCKS_FROM_BATCH rows Viterbi takes every transition in one dense product, from
+    there the stacked blocks of allowed ones: the same paths and scores, to the bit."""
+    rng = np.random.default_rng(11)
+    labels = label_set(ENTITY_TYPES, "BMES")
+    crf = _random_crf(rng, labels, len(labels))
+    emissions = rng.normal(scale=3.0, size=(40, 25, len(labels))).astype(np.float32)
+    lengths = rng.integers(0, 26, size=40)
+    path, score = viterbi_decode(emissions, lengths, *crf)
+    for first in range(0, 40, 4):
+        rows = slice(first, first + 4)
+        small_path, small_score = viterbi_decode(emissions[rows], lengths[rows], *crf)
+        np.testing.assert_array_equal(small_path, path[rows])
+        np.testing.assert_array_equal(small_score, score[rows])
 
 
 def test_marginals_are_stable_on_long_confident_sequences() -> None:
