@@ -21,6 +21,11 @@ from models.tags import Span
         ("Queen Mary Hospital", Span(0, 19, "ORG"), Span(0, 19, "ORG")),  # spaces are fine
         ("共1,000人", Span(1, 6, "NUM"), Span(1, 6, "NUM")),  # numbers are exempt
         ("张伟", Span(0, 2, "PER"), Span(0, 2, "PER")),
+        ("   @奇趣博文", Span(0, 8, "PER"), Span(4, 8, "PER")),  # white space trimmed too
+        ("哈哈哈哈", Span(0, 4, "PER"), None),  # laughter
+        ("大爱阿门门门", Span(0, 6, "LOC"), None),
+        ("TH000", Span(0, 5, "ORG"), Span(0, 5, "ORG")),  # digits may repeat
+        ("张\ufffd伟", Span(0, 3, "PER"), None),  # text lost in decoding
     ],
 )
 def test_name_span(text: str, span: Span, expected: Span | None) -> None:
