@@ -242,11 +242,11 @@ def run_mode(
         "duplicates": duplicates,
         "duplicates_per_crash": round(duplicates / max(args.kills, 1), 1),
         "startup_s": startups,
-        "startup_median_s": statistics.median(startups) if startups else None,
+        "startup_median_s": round(statistics.median(startups), 2) if startups else None,
         "assigned_s": assignments,
-        "assigned_median_s": statistics.median(assignments) if assignments else None,
+        "assigned_median_s": round(statistics.median(assignments), 2) if assignments else None,
         "recovery_s": recoveries,
-        "recovery_median_s": statistics.median(recoveries) if recoveries else None,
+        "recovery_median_s": round(statistics.median(recoveries), 2) if recoveries else None,
         "recovery_max_s": max(recoveries) if recoveries else None,
     }
 
