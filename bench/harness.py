@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from bench import stats
 from schemas.codecs import ENTITY_EVENT, RECORD, InputRecord
 from streams.kafka.admin import create_topics
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 from tests.integration.worker_process import WorkerProcess, settings_env
 
 #: Seconds a fresh group is given after every worker is ready, so that a two-worker run does not
@@ -40,6 +40,21 @@ COUNT_EVERY_S = 0.05
 
 def progress(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def fresh_settings(bootstrap: str, prefix: str, data_dir: Path) -> Settings:
+    """The defaults against ``bootstrap``, with topics and consumer group named ``prefix``."""
+    base = load_settings({"kafka.bootstrap_servers": bootstrap}, env={})
+    return dataclasses.replace(
+        base,
+        topics=dataclasses.replace(
+            base.topics,
+            inputs=(f"{prefix}.records",),
+            entities=f"{prefix}.entities",
+            dead_letter=f"{prefix}.dead-letter",
+        ),
+        worker=dataclasses.replace(base.worker, group_id=f"{prefix}.ner", data_dir=data_dir),
+    )
 
 
 def rss_mib(pid: int) -> float | None:

@@ -41,6 +41,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.harness import fresh_settings
 from schemas.codecs import ENTITY_EVENT, RECORD
 from streams.kafka import local as local_kafka
 from streams.kafka.admin import create_topics
@@ -71,16 +72,9 @@ def progress(message: str) -> None:
 def mode_settings(
     bootstrap: str, work_dir: Path, prefix: str, args: argparse.Namespace
 ) -> Settings:
-    base = load_settings({"kafka.bootstrap_servers": bootstrap}, env={})
+    base = fresh_settings(bootstrap, prefix, work_dir)
     return dataclasses.replace(
         base,
-        topics=dataclasses.replace(
-            base.topics,
-            inputs=(f"{prefix}.records",),
-            entities=f"{prefix}.entities",
-            dead_letter=f"{prefix}.dead-letter",
-        ),
-        worker=dataclasses.replace(base.worker, group_id=f"{prefix}.ner", data_dir=work_dir),
         model=dataclasses.replace(
             base.model, model_dir=args.model_dir or "", provider=args.provider
         ),

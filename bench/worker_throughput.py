@@ -49,7 +49,7 @@ from typing import Any
 
 from bench import harness, stats
 from bench import profile as pyspy
-from bench.harness import progress, rss_mib
+from bench.harness import fresh_settings, progress, rss_mib
 from models.runtime import NerModel
 from schemas.codecs import InputRecord
 from streams.kafka import local as local_kafka
@@ -159,21 +159,10 @@ def bench_settings(
     args: argparse.Namespace, bootstrap: str, work_dir: Path, prefix: str
 ) -> Settings:
     """Fresh topics and group named ``prefix``, the worker and model options of the run."""
-    base = load_settings({"kafka.bootstrap_servers": bootstrap}, env={})
+    base = fresh_settings(bootstrap, prefix, work_dir / prefix)
     return dataclasses.replace(
         base,
-        topics=dataclasses.replace(
-            base.topics,
-            inputs=(f"{prefix}.records",),
-            entities=f"{prefix}.entities",
-            dead_letter=f"{prefix}.dead-letter",
-        ),
-        worker=dataclasses.replace(
-            base.worker,
-            group_id=f"{prefix}.ner",
-            max_batch=args.max_batch,
-            data_dir=work_dir / prefix,
-        ),
+        worker=dataclasses.replace(base.worker, max_batch=args.max_batch),
         model=dataclasses.replace(base.model, model_dir=args.model_dir or "", threads=args.threads),
     )
 
