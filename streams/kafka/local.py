@@ -433,33 +433,45 @@ def _start(java: str, libs: Path, settings: Settings, data_dir: Path, log: Log) 
     classpath = str(libs / "*")
     _format_storage(java, classpath, data_dir, log)
     log(f"Starting Kafka {KAFKA_VERSION} on {bootstrap} (log: {data_dir / 'broker.log'})...")
-    with (data_dir / "jvm.out").open("wb") as jvm_out:
-        process = subprocess.Popen(
-            [
-                java,
-                *HEAP_OPTS,
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={log4j_config}",
-                f"{_MARKER_PROPERTY}{data_dir}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(data_dir / _CONFIG_FILE),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=jvm_out,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-            # Its own session: the broker outlives the CLI and ignores the terminal's Ctrl-C.
-            start_new_session=True,
-        )
-    adopt(process)
+    process = start_jvm(
+        [
+            java,
+            *HEAP_OPTS,
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j_config}",
+            f"{_MARKER_PROPERTY}{data_dir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(data_dir / _CONFIG_FILE),
+        ],
+        data_dir,
+        data_dir / "jvm.out",
+    )
     state = {"pid": process.pid, "version": KAFKA_VERSION, "bootstrap_servers": bootstrap}
     (data_dir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     _wait_ready(process, bootstrap, time.monotonic() + local.start_timeout_s, data_dir)
     log(f"Kafka answered on {bootstrap}")
     return process.pid
+
+
+def start_jvm(command: list[str], data_dir: Path, output: Path) -> subprocess.Popen[bytes]:
+    """Start a JVM (broker or registry) in ``data_dir`` with its output in ``output``, adopted.
+
+    Its own session: it outlives the CLI and ignores the terminal's Ctrl-C.
+    """
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=data_dir,
+            start_new_session=True,
+        )
+    adopt(process)
+    return process
 
 
 def adopt(process: subprocess.Popen[bytes]) -> None:

@@ -26,11 +26,11 @@ from typing import Any
 from streams.kafka.local import (
     LocalKafkaError,
     Log,
-    adopt,
     check_java,
     check_maven,
     command_line,
     port_free,
+    start_jvm,
     tail,
     terminate,
 )
@@ -172,16 +172,7 @@ def up(settings: Settings, log: Log = _silent) -> RegistryInfo:
     url = registry_url(port)
     data_dir.mkdir(parents=True, exist_ok=True)
     log(f"Starting Apicurio Registry {APICURIO_VERSION} on {url} ...")
-    with (data_dir / _LOG_FILE).open("wb") as out:
-        process = subprocess.Popen(
-            java_command(java, jar, port, data_dir),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-            start_new_session=True,
-        )
-    adopt(process)
+    process = start_jvm(java_command(java, jar, port, data_dir), data_dir, data_dir / _LOG_FILE)
     state = {"pid": process.pid, "version": APICURIO_VERSION, "url": url}
     (data_dir / _STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     deadline = time.monotonic() + local.start_timeout_s
