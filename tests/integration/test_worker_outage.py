@@ -28,6 +28,7 @@ from tests.integration.worker_process import (
     committed_offsets,
     end_offsets,
     wait_committed_to_end,
+    wait_for_outputs,
 )
 from tests.records import mixed_records
 
@@ -79,10 +80,7 @@ def test_the_worker_rides_out_a_broker_outage_and_loses_nothing(
             produced = background.submit(
                 produce_mix, settings, "records", records, [], rate=RECORDS / 15
             )
-            deadline = time.monotonic() + 120
-            while sum(end_offsets(settings, "entities", 2).values()) < RECORDS // 5:
-                assert time.monotonic() < deadline, worker.log_tail()
-                time.sleep(0.1)
+            wait_for_outputs(settings, worker, RECORDS // 5)
             local_kafka.down(settings)
             time.sleep(OUTAGE_S)
             local_kafka.up(settings)
@@ -126,10 +124,7 @@ def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_no
         settings, tmp_path / "doomed.log", overrides={**overrides, "worker.worker_id": "doomed"}
     ).start()
     doomed.wait_ready()
-    deadline = time.monotonic() + 120
-    while sum(end_offsets(settings, "entities", 2).values()) < 20:
-        assert time.monotonic() < deadline, doomed.log_tail()
-        time.sleep(0.05)
+    wait_for_outputs(settings, doomed, 20)
     broker = local_kafka.status(settings).pid
     assert broker is not None
     os.kill(broker, signal.SIGSTOP)
@@ -187,10 +182,7 @@ def test_an_outage_longer_than_the_delivery_timeout_stops_the_worker_and_a_resta
         settings, tmp_path / "first.log", overrides={**overrides, "worker.worker_id": "first"}
     ).start()
     first.wait_ready()
-    deadline = time.monotonic() + 120
-    while sum(end_offsets(settings, "entities", 2).values()) < 50:
-        assert time.monotonic() < deadline, first.log_tail()
-        time.sleep(0.05)
+    wait_for_outputs(settings, first, 50)
     local_kafka.down(settings)
     outage_started = time.monotonic()
     assert first.process is not None

@@ -147,6 +147,16 @@ def end_offsets(settings: Settings, topic: str, partitions: int) -> dict[tuple[s
         consumer.close()
 
 
+def wait_for_outputs(
+    settings: Settings, worker: WorkerProcess, count: int, timeout_s: float = 120.0
+) -> None:
+    """Wait until the 2-partition entity topic holds ``count`` events (fails with the log)."""
+    deadline = time.monotonic() + timeout_s
+    while sum(end_offsets(settings, "entities", 2).values()) < count:
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.05)
+
+
 def wait_committed_to_end(
     settings: Settings, group: str, topic: str, partitions: int, timeout_s: float = 60.0
 ) -> dict[tuple[str, int], int]:
