@@ -12,7 +12,9 @@ The policy, given ``worker.latency_target_ms`` and ``worker.max_batch``:
   it, then its own, then its delivery: :data:`BATCH_SHARE_OF_TARGET`);
 - but when the whole backlog would take longer than the target to infer anyway (overload, or a
   burst), the target is lost for its tail whatever the batch size, and throughput is what
-  brings latency back: the batch is ``max_batch``;
+  brings latency back: the batch doubles from the previous one (at least what fits the budget)
+  up to ``max_batch``, so a short stall grows batches for a few rounds instead of putting one
+  ``max_batch`` batch in front of the records arriving behind it;
 - batch cost is predicted from measurements: seconds per *padded* unit of input (UTF-8 bytes of
   the raw value, padded the way the model pads them: the length buckets of
   :func:`models.bucketing.length_buckets`), smoothed over recent batches;
@@ -74,6 +76,8 @@ class AdaptiveBatcher:
         self.limits = limits
         #: Smoothed seconds per padded unit; None until the first batch is measured.
         self.seconds_per_unit: float | None = None
+        #: Records in the batch cut last (the base the overload rule doubles).
+        self.last_count = 0
 
     def observe(self, units: int, seconds: float) -> None:
         """Learn from one finished batch of ``units`` padded units that took ``seconds``."""
@@ -96,8 +100,12 @@ class AdaptiveBatcher:
     def next_batch(self, lengths: Sequence[int]) -> int:
         """How many of the waiting records (``lengths``: all of them, in arrival order) the next
         batch takes: the longest prefix, at most ``max_batch``, whose padded size fits the
-        budget; ``max_batch`` when the backlog cannot be inferred within the target anyway; at
-        least one while any are waiting."""
+        budget; twice the previous batch (up to ``max_batch``) when the backlog cannot be
+        inferred within the target anyway; at least one while any are waiting."""
+        self.last_count = self._cut(lengths)
+        return self.last_count
+
+    def _cut(self, lengths: Sequence[int]) -> int:
         count = min(len(lengths), self.limits.max_batch)
         if count <= 1:
             return count
@@ -105,8 +113,14 @@ class AdaptiveBatcher:
         if budget == float("inf") or self.units(lengths[:count]) <= budget:
             return count
         assert self.seconds_per_unit is not None
+        fits = self._longest_fitting(lengths[:count], budget)
         if sum(lengths) * self.seconds_per_unit > self.limits.latency_target_s:
-            return count
+            return min(count, max(fits, 2 * self.last_count))
+        return fits
+
+    def _longest_fitting(self, lengths: Sequence[int], budget: float) -> int:
+        """The longest prefix of ``lengths`` within ``budget`` padded units; at least one."""
+        count = len(lengths)
         # The padded size grows with the prefix: binary search the longest one that fits.
         low, high = 1, count - 1
         while low < high:

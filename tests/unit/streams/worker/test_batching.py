@@ -55,11 +55,11 @@ SCENARIOS = [
         3,
     ),
     Scenario(
-        "overload: a backlog that cannot be inferred within the target takes max_batch",
+        "overload, first batch: what fits the budget (later ones double, see below)",
         # 3,000 units at 1 ms each: 3 s of work, far beyond 100 ms.
         [10] * 300,
         SLOW,
-        256,
+        int(BATCH_S * 1000 / 10),
     ),
     Scenario(
         "no target (0): fixed batches of max_batch", [10] * 300, SLOW, 256, latency_target_s=0
@@ -82,6 +82,17 @@ def test_next_batch(scenario: Scenario) -> None:
     for units, seconds in scenario.measured:
         batcher.observe(units, seconds)
     assert batcher.next_batch(scenario.lengths) == scenario.expected
+
+
+def test_under_overload_batches_double_up_to_max_batch_and_shrink_when_it_clears() -> None:
+    batcher = AdaptiveBatcher(BatchLimits(max_batch=256, latency_target_s=0.1))
+    batcher.observe(*SLOW[0])
+    fits = int(BATCH_S * 1000 / 10)
+    overload = [10] * 300  # 3 s of work: the target is lost for the tail whatever the batch
+    sizes = [batcher.next_batch(overload) for _ in range(8)]
+    assert sizes == [min(256, fits * 2**round) for round in range(8)]
+    # The backlog clears (8 records, 80 ms of work): back to what fits the budget.
+    assert batcher.next_batch([10] * 8) == fits
 
 
 def test_the_cost_estimate_follows_the_measurements_smoothly() -> None:
