@@ -453,6 +453,12 @@ class AutoscaleSettings:
     stuck_after_s: float = 120.0
     #: Seconds of offset history the arrival and processing rates are measured over.
     rate_window_s: float = 30.0
+    #: Seconds from asking for a replica until it processes (start, model load, group join):
+    #: a decision holds only if the lag stays within drain_target_s that long after the next.
+    startup_s: float = 20.0
+    #: A scale-up takes the fewest replicas that keep the projected lag within drain_target_s
+    #: this long, arrivals rising at their current trend: longer, fewer and larger steps.
+    scale_up_horizon_s: float = 150.0
     #: The Deployment to scale; an empty namespace means the pod's own (in a cluster) or the
     #: kubeconfig context's.
     namespace: str = ""
@@ -477,7 +483,13 @@ class AutoscaleSettings:
         for name in ("interval_s", "drain_target_s", "replica_rate"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"autoscale.{name} must be > 0")
-        for name in ("scale_down_window_s", "scale_to_zero_after_s", "stuck_after_s"):
+        for name in (
+            "scale_down_window_s",
+            "scale_to_zero_after_s",
+            "stuck_after_s",
+            "startup_s",
+            "scale_up_horizon_s",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"autoscale.{name} must be >= 0")
         if self.rate_window_s < self.interval_s:
