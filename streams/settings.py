@@ -439,7 +439,8 @@ class AutoscaleSettings:
     min_replicas: int = 1
     #: Also capped at the input topics' partition count.
     max_replicas: int = 12
-    #: The backlog is worked off within this many seconds while arrivals are kept up with.
+    #: The lag, in seconds of processing, is kept within this: a backlog may build up to it
+    #: while arrivals exceed the replicas; scale-down keeps up and drains within it.
     drain_target_s: float = 30.0
     #: Records/s one replica processes (measured: ~1,000-1,150 on one CPU); replaced by the
     #: observed rate while the group is saturated.

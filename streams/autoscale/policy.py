@@ -3,20 +3,28 @@
 No I/O and no clock: every function takes what it needs (offsets, times, the previous state) and
 returns values, so each rule is tested as a named scenario (``tests/unit/streams/autoscale``).
 
-The rule: enough replicas to keep up with what arrives **and** work off the backlog within
-``drain_target_s``::
+The drain target is a budget: the lag, in seconds of processing (backlog / what the replicas
+process per second), may grow up to ``drain_target_s`` but not past it. Every tick the policy
+projects the backlog second by second, arrivals going on at their current rate and trend (the
+smallest rise between consecutive intervals, so a step is not extrapolated):
 
-    need = (arrival_rate + backlog / drain_target_s) / replica_rate
+- **hold** while the lag projected at the current replicas stays within the target for
+  ``interval_s + startup_s`` (until a scale-up decided at the next tick could be processing):
+  arrivals above the capacity build a bounded backlog, worked off when they fall;
+- **scale up** when it does not: to the fewest replicas that keep the projected lag within the
+  target from when they are ready until ``scale_up_horizon_s`` (rising traffic gets fewer,
+  larger steps), or to the cap when none does;
+- **scale down** only to replicas that keep up with arrivals and work the backlog off within
+  the target, ``need = (arrival_rate + backlog / drain_target_s) / replica_rate`` (rounded up
+  with a small tolerance), once every recommendation has been below the current replicas for
+  ``scale_down_window_s`` and as long since the last change, in one step to the highest
+  recommendation of that window (the flapping guard).
 
-rounded up (with a small tolerance), then moved to the smallest replica count that gives the
-same capacity (with P partitions a group of r replicas works only as fast as its busiest member,
-which owns ceil(P / r) partitions), capped at the partition count and ``max_replicas``, never
-below ``min_replicas`` while there is work. Scale-up is immediate and uses the latest arrival
-rate (the higher of the last interval's and the window's); scale-down waits until
-``scale_down_window_s`` have passed since the last change of replicas, then goes to the highest
-recommendation of that window in one step (the flapping guard). After ``scale_to_zero_after_s``
-seconds without arrivals or backlog the group may go to zero, and it comes back on the first
-arrival.
+Only replica counts that add capacity are considered (with P partitions a group of r replicas
+works only as fast as its busiest member, which owns ceil(P / r) partitions: with 12, 5 work
+like 4), capped at the partition count and ``max_replicas``, never below ``min_replicas`` while
+there is work. After ``scale_to_zero_after_s`` seconds without arrivals or backlog the group
+may go to zero, and it comes back on the first arrival.
 
 Lag edge cases, per partition (compare :func:`streams.worker.telemetry.partition_lag`):
 
@@ -34,6 +42,7 @@ Lag edge cases, per partition (compare :func:`streams.worker.telemetry.partition
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -288,14 +297,15 @@ def decide(
             recommended = max(recommended, floor)
             reason = (
                 f"projected lag {_seconds(projected)} over the {config.drain_target_s:g} s "
-                f"target within {hold_horizon_s:g} s at {current}; {recommended} keep it within "
-                f"for {sizing_horizon_s:g} s"
+                f"target within {hold_horizon_s:g} s at {current}; "
             )
-            if recommended == cap and (
-                load.projected_lag_s(current, cap, config, sizing_horizon_s)
-                > config.drain_target_s
+            if (
+                load.projected_lag_s(current, recommended, config, sizing_horizon_s)
+                <= config.drain_target_s
             ):
-                reason += " as best they can (the cap)"
+                reason += f"{recommended} keep it within the target for {sizing_horizon_s:g} s"
+            else:
+                reason += f"{recommended}, the cap, work it off fastest"
         if stuck and backlog == 0:
             reason = "only stuck partitions have lag"
     elif config.scale_to_zero_after_s > 0 and now - last_active_at >= config.scale_to_zero_after_s:
@@ -314,23 +324,19 @@ def decide(
     )
     previous = state.history[-1].replicas if state.history else current
     changed = state.last_change_at is None or previous != current
-    last_change_at = now if changed else state.last_change_at
+    last_change_at = now if state.last_change_at is None or changed else state.last_change_at
     # Since when every recommendation has been below the current replicas (None: not now).
-    below_since = (
-        None
-        if recommended >= current
-        else now
-        if changed or state.below_since is None
-        else state.below_since
-    )
+    below_since: float | None = None
+    if recommended < current:
+        below_since = now if changed or state.below_since is None else state.below_since
     if recommended >= current:
         desired = recommended
-    elif now - (last_change_at or now) < config.scale_down_window_s:
+    elif now - last_change_at < config.scale_down_window_s:
         desired = current
-        reason += f"; held: last change {now - (last_change_at or now):.0f} s ago"
-    elif below_since is None or now - below_since < config.scale_down_window_s:
+        reason += f"; held: last change {now - last_change_at:.0f} s ago"
+    elif below_since is not None and now - below_since < config.scale_down_window_s:
         desired = current
-        reason += f"; held: below {current} for {now - (below_since or now):.0f} s"
+        reason += f"; held: below {current} for only {now - below_since:.0f} s"
     else:
         desired = min(current, max(value for _, value in window))
         if desired > recommended:
@@ -452,10 +458,13 @@ def _arrival_trend(history: tuple[Observation, ...]) -> float:
     """How fast arrivals rise, records/s per s: the smallest rise between the rates of
     consecutive intervals of the window (exact on a steady ramp; a single jump, a step or a
     burst, is not extrapolated); 0 when falling, flat or unknown."""
-    intervals = list(zip(history, history[1:], strict=False))
-    rates = [(_rates((a, b))[0], (a.at + b.at) / 2) for a, b in intervals if b.at > a.at]
+    rates = [
+        (_rates(pair)[0], (pair[0].at + pair[1].at) / 2)
+        for pair in itertools.pairwise(history)
+        if pair[1].at > pair[0].at
+    ]
     slopes = [
-        (rate - before) / (at - then) for (before, then), (rate, at) in zip(rates, rates[1:])
+        (rate - before) / (at - then) for (before, then), (rate, at) in itertools.pairwise(rates)
     ]
     return max(min(slopes), 0.0) if slopes else 0.0
 
