@@ -439,7 +439,8 @@ class AutoscaleSettings:
     min_replicas: int = 1
     #: Also capped at the input topics' partition count.
     max_replicas: int = 12
-    #: The backlog is worked off within this many seconds while arrivals are kept up with.
+    #: The lag, in seconds of processing, is kept within this: a backlog may build up to it
+    #: while arrivals exceed the replicas; scale-down keeps up and drains within it.
     drain_target_s: float = 30.0
     #: Records/s one replica processes (measured: ~1,000-1,150 on one CPU); replaced by the
     #: observed rate while the group is saturated.
@@ -453,6 +454,12 @@ class AutoscaleSettings:
     stuck_after_s: float = 120.0
     #: Seconds of offset history the arrival and processing rates are measured over.
     rate_window_s: float = 30.0
+    #: Seconds from asking for a replica until it processes (start, model load, group join):
+    #: a decision holds only if the lag stays within drain_target_s that long after the next.
+    startup_s: float = 20.0
+    #: A scale-up takes the fewest replicas that keep the projected lag within drain_target_s
+    #: this long, arrivals rising at their current trend: longer, fewer and larger steps.
+    scale_up_horizon_s: float = 150.0
     #: The Deployment to scale; an empty namespace means the pod's own (in a cluster) or the
     #: kubeconfig context's.
     namespace: str = ""
@@ -477,7 +484,13 @@ class AutoscaleSettings:
         for name in ("interval_s", "drain_target_s", "replica_rate"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"autoscale.{name} must be > 0")
-        for name in ("scale_down_window_s", "scale_to_zero_after_s", "stuck_after_s"):
+        for name in (
+            "scale_down_window_s",
+            "scale_to_zero_after_s",
+            "stuck_after_s",
+            "startup_s",
+            "scale_up_horizon_s",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"autoscale.{name} must be >= 0")
         if self.rate_window_s < self.interval_s:

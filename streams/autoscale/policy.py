@@ -3,20 +3,28 @@
 No I/O and no clock: every function takes what it needs (offsets, times, the previous state) and
 returns values, so each rule is tested as a named scenario (``tests/unit/streams/autoscale``).
 
-The rule: enough replicas to keep up with what arrives **and** work off the backlog within
-``drain_target_s``::
+The drain target is a budget: the lag, in seconds of processing (backlog / what the replicas
+process per second), may grow up to ``drain_target_s`` but not past it. Every tick the policy
+projects the backlog second by second, arrivals going on at their current rate and trend (the
+smallest rise between consecutive intervals, so a step is not extrapolated):
 
-    need = (arrival_rate + backlog / drain_target_s) / replica_rate
+- **hold** while the lag projected at the current replicas stays within the target for
+  ``interval_s + startup_s`` (until a scale-up decided at the next tick could be processing):
+  arrivals above the capacity build a bounded backlog, worked off when they fall;
+- **scale up** when it does not: to the fewest replicas that keep the projected lag within the
+  target from when they are ready until ``scale_up_horizon_s`` (rising traffic gets fewer,
+  larger steps), or to the cap when none does;
+- **scale down** only to replicas that keep up with arrivals and work the backlog off within
+  the target, ``need = (arrival_rate + backlog / drain_target_s) / replica_rate`` (rounded up
+  with a small tolerance), once every recommendation has been below the current replicas for
+  ``scale_down_window_s`` and as long since the last change, in one step to the highest
+  recommendation of that window (the flapping guard).
 
-rounded up (with a small tolerance), then moved to the smallest replica count that gives the
-same capacity (with P partitions a group of r replicas works only as fast as its busiest member,
-which owns ceil(P / r) partitions), capped at the partition count and ``max_replicas``, never
-below ``min_replicas`` while there is work. Scale-up is immediate and uses the latest arrival
-rate (the higher of the last interval's and the window's); scale-down waits until
-``scale_down_window_s`` have passed since the last change of replicas, then goes to the highest
-recommendation of that window in one step (the flapping guard). After ``scale_to_zero_after_s``
-seconds without arrivals or backlog the group may go to zero, and it comes back on the first
-arrival.
+Only replica counts that add capacity are considered (with P partitions a group of r replicas
+works only as fast as its busiest member, which owns ceil(P / r) partitions: with 12, 5 work
+like 4), capped at the partition count and ``max_replicas``, never below ``min_replicas`` while
+there is work. After ``scale_to_zero_after_s`` seconds without arrivals or backlog the group
+may go to zero, and it comes back on the first arrival.
 
 Lag edge cases, per partition (compare :func:`streams.worker.telemetry.partition_lag`):
 
@@ -34,6 +42,7 @@ Lag edge cases, per partition (compare :func:`streams.worker.telemetry.partition
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -90,6 +99,9 @@ class PolicyConfig:
     scale_to_zero_after_s: float = _DEFAULTS.scale_to_zero_after_s
     stuck_after_s: float = _DEFAULTS.stuck_after_s
     rate_window_s: float = _DEFAULTS.rate_window_s
+    interval_s: float = _DEFAULTS.interval_s
+    startup_s: float = _DEFAULTS.startup_s
+    scale_up_horizon_s: float = _DEFAULTS.scale_up_horizon_s
     #: ``need`` may exceed a whole number by this much before it rounds up (noise guard).
     tolerance: float = 0.1
 
@@ -104,6 +116,9 @@ class PolicyConfig:
             scale_to_zero_after_s=settings.scale_to_zero_after_s,
             stuck_after_s=settings.stuck_after_s,
             rate_window_s=settings.rate_window_s,
+            interval_s=settings.interval_s,
+            startup_s=settings.startup_s,
+            scale_up_horizon_s=settings.scale_up_horizon_s,
         )
 
 
@@ -121,6 +136,8 @@ class Decision:
     #: The lag that drives scaling: all partitions but the stuck ones.
     backlog: int
     arrival_rate: float
+    #: How fast arrivals rise, records/s per s (0 when steady or falling).
+    arrival_trend: float
     replica_rate: float
     #: "observed" (measured while saturated) or "configured".
     rate_source: str
@@ -141,7 +158,7 @@ class Decision:
             f"{self.direction} {self.current}->{self.desired}: {self.reason}; "
             f"backlog {self.backlog} of lag {self.lag} records "
             f"(~{drain:.1f} s at {max(self.desired, 1)} replicas), "
-            f"arrivals {self.arrival_rate:.0f}/s, "
+            f"arrivals {self.arrival_rate:.0f}/s (rising {self.arrival_trend:.0f}/s per s), "
             f"{self.replica_rate:.0f}/s per replica ({self.rate_source}), "
             f"{self.partitions} partitions"
         )
@@ -165,6 +182,8 @@ class PolicyState:
     last_active_at: float | None = None
     #: When the target's replica count last changed (seen in the observations).
     last_change_at: float | None = None
+    #: Since when every recommendation has been below the replicas; None while not.
+    below_since: float | None = None
 
 
 def partition_lag(offsets: PartitionOffsets) -> int | None:
@@ -224,19 +243,69 @@ def decide(
     backlog = sum(value for key, value in known.items() if key not in stuck)
     history = tuple(o for o in (*state.history, observation) if now - o.at <= config.rate_window_s)
     arrival, processed = _rates(history)
-    arrival = max(arrival, _rates(history[-2:])[0])
+    arrival = _rates(history[-2:])[0]
+    trend = _arrival_trend(history)
     rate, rate_source = _replica_rate(history, processed, config)
     partitions = len(lags)
     active = backlog > 0 or arrival > 0
     last_active_at = now if active or state.last_active_at is None else state.last_active_at
     cap = max(min(config.max_replicas, partitions), 0)
+    current = observation.replicas
+    load = Load(backlog, arrival, trend, rate, partitions)
+    hold_horizon_s = config.interval_s + config.startup_s
+    projected = load.projected_lag_s(current, current, config, hold_horizon_s)
 
     if active:
+        floor = max(min(config.min_replicas, cap), min(1, cap))
         need = (arrival + backlog / config.drain_target_s) / rate
-        whole = max(math.ceil(need - config.tolerance), 1)
-        recommended = min(replicas_for(whole, partitions) if partitions else whole, cap)
-        recommended = max(recommended, min(config.min_replicas, cap), min(1, cap))
-        reason = f"need {need:.2f} replicas to keep up and drain in {config.drain_target_s:g} s"
+        keep_up = max(math.ceil(need - config.tolerance), 1)
+        if projected <= config.drain_target_s:
+            # Within the target until a scale-up decided next tick could be ready: hold, and let
+            # a bounded backlog build while arrivals exceed the capacity; or go down, but only
+            # to replicas that keep up with arrivals and work the backlog off in the target.
+            recommended = next(
+                (
+                    r
+                    for r in _useful_counts(floor, min(current, cap), partitions)
+                    if capacity_replicas(r, partitions) >= keep_up
+                    and load.projected_lag_s(current, r, config, hold_horizon_s)
+                    <= config.drain_target_s
+                ),
+                min(current, cap),
+            )
+            recommended = max(recommended, floor)
+            reason = (
+                f"projected lag {projected:.1f} s within the {config.drain_target_s:g} s target "
+                f"for the next {hold_horizon_s:g} s at {current}"
+            )
+            if recommended < current:
+                reason += f"; {recommended} keep up and drain in {config.drain_target_s:g} s"
+        else:
+            # Act now: the fewest replicas that keep the projected lag within the target for
+            # the scale-up horizon once they are ready (arrivals going on at their trend);
+            # all that may be had if none does.
+            sizing_horizon_s = max(config.scale_up_horizon_s, hold_horizon_s)
+            recommended = next(
+                (
+                    r
+                    for r in _useful_counts(max(current + 1, floor), cap, partitions)
+                    if load.projected_lag_s(current, r, config, sizing_horizon_s)
+                    <= config.drain_target_s
+                ),
+                cap,
+            )
+            recommended = max(recommended, floor)
+            reason = (
+                f"projected lag {_seconds(projected)} over the {config.drain_target_s:g} s "
+                f"target within {hold_horizon_s:g} s at {current}; "
+            )
+            if (
+                load.projected_lag_s(current, recommended, config, sizing_horizon_s)
+                <= config.drain_target_s
+            ):
+                reason += f"{recommended} keep it within the target for {sizing_horizon_s:g} s"
+            else:
+                reason += f"{recommended}, the cap, work it off fastest"
         if stuck and backlog == 0:
             reason = "only stuck partitions have lag"
     elif config.scale_to_zero_after_s > 0 and now - last_active_at >= config.scale_to_zero_after_s:
@@ -253,16 +322,21 @@ def decide(
         for at, value in (*state.recommendations, (now, recommended))
         if now - at < config.scale_down_window_s
     )
-    current = observation.replicas
     previous = state.history[-1].replicas if state.history else current
-    last_change_at = (
-        now if state.last_change_at is None or previous != current else (state.last_change_at)
-    )
+    changed = state.last_change_at is None or previous != current
+    last_change_at = now if state.last_change_at is None or changed else state.last_change_at
+    # Since when every recommendation has been below the current replicas (None: not now).
+    below_since: float | None = None
+    if recommended < current:
+        below_since = now if changed or state.below_since is None else state.below_since
     if recommended >= current:
         desired = recommended
     elif now - last_change_at < config.scale_down_window_s:
         desired = current
         reason += f"; held: last change {now - last_change_at:.0f} s ago"
+    elif below_since is not None and now - below_since < config.scale_down_window_s:
+        desired = current
+        reason += f"; held: below {current} for only {now - below_since:.0f} s"
     else:
         desired = min(current, max(value for _, value in window))
         if desired > recommended:
@@ -278,6 +352,7 @@ def decide(
         lag=lag,
         backlog=backlog,
         arrival_rate=arrival,
+        arrival_trend=trend,
         replica_rate=rate,
         rate_source=rate_source,
         partitions=partitions,
@@ -291,8 +366,56 @@ def decide(
         commits=commits,
         last_active_at=last_active_at,
         last_change_at=last_change_at,
+        below_since=below_since,
     )
     return decision, new_state
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the group faces at one tick, and where it is heading."""
+
+    backlog: int
+    #: Records/s arriving now, and how fast that rate rises (records/s per s; never negative).
+    arrival: float
+    trend: float
+    replica_rate: float
+    partitions: int
+
+    def projected_lag_s(
+        self, current: int, replicas: int, config: PolicyConfig, horizon_s: float
+    ) -> float:
+        """The worst lag, in seconds of processing (backlog / capacity), over the next
+        ``horizon_s`` seconds with ``replicas``, second by second, arrivals going on at their
+        trend. More replicas than ``current`` process only after ``config.startup_s``, and the
+        lag is counted from then (before it, every choice is the same); fewer, at once."""
+        ready_s = config.startup_s if replicas > current else 0.0
+        before = capacity_replicas(current, self.partitions) * self.replica_rate
+        after = capacity_replicas(replicas, self.partitions) * self.replica_rate
+        backlog, worst = float(self.backlog), 0.0
+        for second in range(math.ceil(horizon_s) + 1):
+            capacity = before if second < ready_s else after
+            if second:
+                arriving = self.arrival + self.trend * second
+                backlog = max(backlog + arriving - capacity, 0.0)
+            if second >= ready_s:
+                worst = max(worst, _lag_s(backlog, capacity))
+        return worst
+
+
+def _lag_s(backlog: float, capacity: float) -> float:
+    if backlog <= 0:
+        return 0.0
+    return backlog / capacity if capacity > 0 else math.inf
+
+
+def _seconds(value: float) -> str:
+    return "unbounded" if math.isinf(value) else f"{value:.1f} s"
+
+
+def _useful_counts(low: int, high: int, partitions: int) -> Iterable[int]:
+    """Replica counts from ``low`` to ``high`` that each add capacity (see useful_replicas)."""
+    return (r for r in range(low, high + 1) if useful_replicas(r, partitions) == r)
 
 
 def _track_commits(
@@ -329,6 +452,21 @@ def _rates(history: tuple[Observation, ...]) -> tuple[float, float]:
             start = old.committed if old.committed is not None else (old.earliest or 0)
             processed += max(p.committed - start, 0)
     return arrived / elapsed, processed / elapsed
+
+
+def _arrival_trend(history: tuple[Observation, ...]) -> float:
+    """How fast arrivals rise, records/s per s: the smallest rise between the rates of
+    consecutive intervals of the window (exact on a steady ramp; a single jump, a step or a
+    burst, is not extrapolated); 0 when falling, flat or unknown."""
+    rates = [
+        (_rates(pair)[0], (pair[0].at + pair[1].at) / 2)
+        for pair in itertools.pairwise(history)
+        if pair[1].at > pair[0].at
+    ]
+    slopes = [
+        (rate - before) / (at - then) for (before, then), (rate, at) in itertools.pairwise(rates)
+    ]
+    return max(min(slopes), 0.0) if slopes else 0.0
 
 
 def _replica_rate(

@@ -56,6 +56,18 @@ def sawtooth_trace(low: float = 500.0, high: float = 6000.0, period: int = 600) 
     return Trace("sawtooth 500-6000/s", tuple(tooth * 4))
 
 
+def step_trace(low: float = 500.0, high: float = 3500.0) -> Trace:
+    """5 min at ``low`` records/s, a step to ``high`` for 15 min, back to ``low`` for 10 min."""
+    rates = [low] * 300 + [high] * 900 + [low] * 600
+    return Trace(f"step {low:g}-{high:g}/s", tuple(rates))
+
+
+def ramp_trace(low: float = 500.0, high: float = 6000.0, ramp_s: int = 1800) -> Trace:
+    """One slow ramp from ``low`` to ``high`` records/s over ``ramp_s``, then 10 min at ``high``."""
+    rates = [low + (high - low) * i / (ramp_s - 1) for i in range(ramp_s)] + [high] * 600
+    return Trace(f"ramp {low:g}-{high:g}/s over {ramp_s // 60} min", tuple(rates))
+
+
 @dataclass(frozen=True)
 class GroupModel:
     partitions: int = 12
@@ -218,7 +230,7 @@ def keda_lag_threshold(config: PolicyConfig) -> int:
 
 
 def default_traces() -> tuple[Trace, ...]:
-    return (burst_trace(), sawtooth_trace())
+    return (burst_trace(), sawtooth_trace(), step_trace(), ramp_trace())
 
 
 def compare(
@@ -231,7 +243,7 @@ def compare(
     model = model or GroupModel(replica_rate=config.replica_rate)
     results = []
     for trace in traces or default_traces():
-        ours = NerstreamScaler(config, model.partitions)
+        ours = NerstreamScaler(config, model.partitions, interval_s=round(config.interval_s))
         keda = KedaScaler(
             keda_lag_threshold(config),
             model.partitions,
@@ -291,8 +303,10 @@ def simulation_report(
             f"Group model: {model.partitions} partitions, {model.replica_rate:g} records/s per "
             f"replica, a new replica ready {model.startup_s} s after it is asked for, every "
             f"change of the ready set pauses the group {model.rebalance_s} s. nerstream: drain "
-            f"target {config.drain_target_s:g} s, decision every 10 s, scale-down window "
-            f"{config.scale_down_window_s:g} s, rate window {config.rate_window_s:g} s. KEDA: "
+            f"target {config.drain_target_s:g} s, decision every {config.interval_s:g} s, "
+            f"start-up {config.startup_s:g} s, scale-up horizon {config.scale_up_horizon_s:g} s, "
+            f"scale-down window {config.scale_down_window_s:g} s, rate window "
+            f"{config.rate_window_s:g} s. KEDA: "
             f"lagThreshold {keda_lag_threshold(config)} (= {config.replica_rate:g} records/s x "
             f"{config.drain_target_s:g} s), HPA defaults (15 s sync, 10 % tolerance, scale-up "
             "max(4 pods, +100 %) per sync, 300 s scale-down stabilization). Both: "

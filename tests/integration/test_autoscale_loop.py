@@ -68,6 +68,8 @@ def test_a_burst_scales_up_drains_within_the_target_and_scales_to_zero(
         scale_to_zero_after_s=10.0,
         rate_window_s=4.0,
         stuck_after_s=60.0,
+        interval_s=2.0,  # the loop below ticks every 2 s
+        startup_s=10.0,
     )
     target = LocalProcesses(settings_environment(settings), tmp_path / "autoscale")
     reader = LagReader(settings.kafka, settings.worker.group_id, (topic,))

@@ -108,10 +108,11 @@ def decision(current: int, desired: int) -> Decision:
         current=current,
         desired=desired,
         recommended=desired,
-        reason="need 4.20 replicas to keep up and drain in 30 s",
+        reason="projected lag 40.0 s over the 30 s target within 30 s at 2; 5 keep it within",
         lag=120_000,
         backlog=120_000,
         arrival_rate=3000.0,
+        arrival_trend=0.0,
         replica_rate=1000.0,
         rate_source="configured",
         partitions=12,
@@ -137,7 +138,7 @@ def test_the_autoscaler_scales_and_explains_with_its_own_service_account(
     event: Any = events[0]
     assert (event.reason, event.action, event.type) == ("ScaledUp", "Scale", "Normal")
     assert event.regarding.kind == "Deployment" and event.regarding.name == "nerstream-worker"
-    assert event.note.startswith("up 2->5: need 4.20 replicas")
+    assert event.note.startswith("up 2->5: projected lag 40.0 s over the 30 s target")
     assert event.reporting_controller == "nerstream.io/autoscaler"
 
 

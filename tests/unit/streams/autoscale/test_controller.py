@@ -53,7 +53,7 @@ def test_a_backlog_scales_the_target_records_an_event_and_sets_metrics() -> None
     decision = controller.tick()
     assert (decision.current, decision.desired, target.count) == (1, 4, 4)
     assert [e.direction for e in target.events] == ["up"]
-    assert lines[0].startswith("up 1->4: need")
+    assert lines[0].startswith("up 1->4: projected lag 360.0 s over the 30 s target")
     metrics = generate_latest(controller.metrics.registry).decode()
     assert "nerstream_autoscale_desired_replicas 4.0" in metrics
     assert 'nerstream_autoscale_decisions_total{direction="up"} 1.0' in metrics

@@ -97,12 +97,40 @@ SCENARIOS = [
         desired=4,
     ),
     Scenario(
-        "useless replica counts skipped: 4.5 replicas' worth on 12 partitions -> 6 (5 work like 4)",
+        "useless replica counts skipped: 4 replicas out of budget -> 6 (5 work like 4)",
+        [
+            Observation(0, even(12, 0, 9000), 4),
+            # 4,500/s arrived, 4,000/s processed, 113,000 waiting: 32 s of lag in 30 s at 4
+            Observation(10, even(12, 3333, 12_750), 4),
+        ],
+        desired=6,
+    ),
+    Scenario(
+        "bounded backlog: 4,500/s on 4 replicas with nothing waiting -> hold (lag stays in budget)",
         [
             Observation(0, even(12, 0, 0), 4),
             Observation(10, even(12, 3750, 3750), 4),  # 4,500/s arrived, all processed
         ],
-        desired=6,
+        desired=4,
+        reason="projected lag 3.8 s within the 30 s target",
+    ),
+    Scenario(
+        "rising arrivals: 2,800/s rising 10/s per s on 2 replicas -> 4, sized for the trend, not 3",
+        [
+            Observation(t, even(12, (2000 * t) // 12, (2500 * t + 5 * t * t) // 12 + 2900), 2)
+            for t in range(0, 40, 10)
+        ],
+        desired=4,
+    ),
+    Scenario(
+        "a step is not a trend: 3,500/s after 500/s with 25,000 waiting -> 4, not the cap",
+        [
+            Observation(0, even(12, 0, 0), 1),
+            Observation(10, even(12, 5000 // 12, 5000 // 12), 1),
+            Observation(20, even(12, 10_000 // 12, 10_000 // 12), 1),
+            Observation(30, even(12, 20_000 // 12, 45_000 // 12), 1),
+        ],
+        desired=4,
     ),
     Scenario(
         "drain: backlog of 60,000 with no arrivals -> 2 (drains in 30 s)",
@@ -170,6 +198,17 @@ SCENARIOS = [
             Observation(80, even(12, 3000, 3000), 12),
         ],
         desired=4,
+    ),
+    Scenario(
+        "flapping guard: below the replicas for only 40 s of the 60 s window -> hold",
+        [
+            Observation(0, even(12, 0, 0), 6),
+            Observation(60, even(12, 0, 0), 6),  # idle, but someone else changed nothing
+            Observation(70, even(12, 0, 60_000), 6),  # 6,000/s arriving: 6 needed
+            *[Observation(t, even(12, 60_000, 60_000), 6) for t in range(80, 130, 10)],
+        ],
+        desired=6,
+        reason="held: below 6 for only 40 s",
     ),
     Scenario(
         "drained and idle for the window -> down to min_replicas in one step",

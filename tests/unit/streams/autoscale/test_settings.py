@@ -21,6 +21,7 @@ def test_defaults_and_environment() -> None:
         ({"autoscale.min_replicas": "5", "autoscale.max_replicas": "2"}, "must not exceed"),
         ({"autoscale.drain_target_s": "0"}, "drain_target_s must be > 0"),
         ({"autoscale.rate_window_s": "5"}, "rate_window_s must be >="),
+        ({"autoscale.startup_s": "-1"}, "startup_s must be >= 0"),
         ({"autoscale.scale_to_zero_after_s": "60"}, "needs autoscale.min_replicas=0"),
         ({"autoscale.metrics_port": "70000"}, "metrics_port"),
     ],
