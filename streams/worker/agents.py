@@ -276,7 +276,9 @@ class NerWorker:
         waiting = self._waiting
         # All of them (about a batch's worth, see submit): the batcher weighs the backlog too.
         lengths = [len(event.message.value or b"") for event in waiting]
-        count = self.batcher.next_batch(lengths)
+        produced_at = waiting[0].message.timestamp  # Kafka's record timestamp, s since epoch
+        waited = max(time.time() - produced_at, 0.0) if produced_at else 0.0
+        count = self.batcher.next_batch(lengths, waited)
         events = [waiting.popleft() for _ in range(count)]
         units = self.batcher.units(lengths[:count])
         inference = asyncio.get_running_loop().run_in_executor(self.inference, self._infer, events)

@@ -12,9 +12,14 @@ The policy, given ``worker.latency_target_ms`` and ``worker.max_batch``:
   it, then its own, then its delivery: :data:`BATCH_SHARE_OF_TARGET`);
 - but when the whole backlog would take longer than the target to infer anyway (overload, or a
   burst), the target is lost for its tail whatever the batch size, and throughput is what
-  brings latency back: the batch doubles from the previous one (at least what fits the budget)
-  up to ``max_batch``, so a short stall grows batches for a few rounds instead of putting one
-  ``max_batch`` batch in front of the records arriving behind it;
+  brings latency back. The worker holds at most about ``max_batch`` records waiting (its
+  back-pressure leaves the rest in Faust's buffer and in Kafka), so ``max_batch`` or more
+  waiting counts as such a backlog too, whatever their predicted time, and so does an oldest
+  waiting record that has already waited longer than the target since it was produced (a
+  backlog in Kafka, which the worker cannot see otherwise). Then the batch doubles from the
+  previous one (at least what fits the budget) up to ``max_batch``, so a short stall grows
+  batches for a few rounds instead of putting one ``max_batch`` batch in front of the records
+  arriving behind it;
 - batch cost is predicted from measurements: seconds per *padded* unit of input (UTF-8 bytes of
   the raw value, padded the way the model pads them: the length buckets of
   :func:`models.bucketing.length_buckets`), smoothed over recent batches;
@@ -97,15 +102,16 @@ class AdaptiveBatcher:
         seconds = max(target * BATCH_SHARE_OF_TARGET - FIXED_BATCH_S, 0.0)
         return seconds / self.seconds_per_unit
 
-    def next_batch(self, lengths: Sequence[int]) -> int:
+    def next_batch(self, lengths: Sequence[int], waited_s: float = 0.0) -> int:
         """How many of the waiting records (``lengths``: all of them, in arrival order) the next
         batch takes: the longest prefix, at most ``max_batch``, whose padded size fits the
-        budget; twice the previous batch (up to ``max_batch``) when the backlog cannot be
-        inferred within the target anyway; at least one while any are waiting."""
-        self.last_count = self._cut(lengths)
+        budget; twice the previous batch (up to ``max_batch``) under a backlog (see the module
+        docstring; ``waited_s``: how long the oldest of them has waited since it was produced,
+        0 when unknown); at least one while any wait."""
+        self.last_count = self._cut(lengths, waited_s)
         return self.last_count
 
-    def _cut(self, lengths: Sequence[int]) -> int:
+    def _cut(self, lengths: Sequence[int], waited_s: float) -> int:
         count = min(len(lengths), self.limits.max_batch)
         if count <= 1:
             return count
@@ -114,7 +120,13 @@ class AdaptiveBatcher:
             return count
         assert self.seconds_per_unit is not None
         fits = self._longest_fitting(lengths[:count], budget)
-        if sum(lengths) * self.seconds_per_unit > self.limits.latency_target_s:
+        target = self.limits.latency_target_s
+        backlog = (
+            len(lengths) >= self.limits.max_batch  # back-pressure holds more behind them
+            or waited_s > target
+            or sum(lengths) * self.seconds_per_unit > target
+        )
+        if backlog:
             return min(count, max(fits, 2 * self.last_count))
         return fits
 

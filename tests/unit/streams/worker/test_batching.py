@@ -95,6 +95,29 @@ def test_under_overload_batches_double_up_to_max_batch_and_shrink_when_it_clears
     assert batcher.next_batch([10] * 8) == fits
 
 
+def test_a_queue_kept_full_by_back_pressure_grows_batches_to_max_batch() -> None:
+    # Sustained maximum load: the worker's queue holds max_batch records whose predicted time
+    # fits the target, but more wait behind them in Kafka.
+    batcher = AdaptiveBatcher(BatchLimits(max_batch=256, latency_target_s=0.1))
+    batcher.observe(1_000_000, 100.0)  # 0.1 ms per unit: 256 records of 3 units take 77 ms
+    full = [3] * 256
+    fits = batcher.next_batch(full)
+    assert fits < 256
+    assert [batcher.next_batch(full) for _ in range(4)][-1] == 256
+
+
+def test_records_already_late_on_arrival_grow_batches_to_max_batch() -> None:
+    # A backlog in Kafka: the worker's queue is short and cheap, but its oldest record was
+    # produced longer ago than the target.
+    batcher = AdaptiveBatcher(BatchLimits(max_batch=256, latency_target_s=0.1))
+    batcher.observe(*SLOW[0])
+    fits = int(BATCH_S * 1000 / 10)
+    waiting = [10] * 100  # 100 ms of work: not beyond the target by itself
+    assert batcher.next_batch(waiting, waited_s=0.05) == fits
+    sizes = [batcher.next_batch(waiting, waited_s=2.0) for _ in range(6)]
+    assert sizes == [min(100, fits * 2 ** (round + 1)) for round in range(6)]
+
+
 def test_the_cost_estimate_follows_the_measurements_smoothly() -> None:
     batcher = AdaptiveBatcher(BatchLimits(max_batch=256, latency_target_s=0.1))
     batcher.observe(1000, 1.0)
