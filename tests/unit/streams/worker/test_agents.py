@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,7 +83,13 @@ class FakeEvent:
 
 def event(offset: int, value: bytes | None, acked: list[int] | None = None) -> Any:
     message = FakeMessage(
-        topic="news", partition=0, offset=offset, key=b"k", value=value, headers=[]
+        topic="news",
+        partition=0,
+        offset=offset,
+        key=b"k",
+        value=value,
+        headers=[],
+        timestamp=time.time(),  # Kafka's record timestamp, just produced
     )
     return FakeEvent(message, acked if acked is not None else [])
 
