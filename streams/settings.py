@@ -179,7 +179,8 @@ class WorkerSettings:
     #: there whenever the model is free (see ``latency_target_ms``).
     max_wait_s: float = 0.01
     #: End-to-end latency the adaptive batcher aims at, in milliseconds: under backlog a batch
-    #: grows (up to ``max_batch``) only while its measured cost keeps within a third of this.
+    #: grows (up to ``max_batch``) only while its measured cost keeps within a third of this,
+    #: and doubles up to ``max_batch`` once the backlog is late anyway (streams.worker.batching).
     #: 0 turns it off: batches are always ``max_batch`` (or what is waiting).
     latency_target_ms: float = 100.0
     #: Batches taken and not yet acked (one inferring, the rest waiting for their delivery
