@@ -30,14 +30,7 @@ def name_lists(
     examples: Sequence[Example], count: int, rng: random.Random, max_names: int = 10
 ) -> list[Example]:
     """``count`` sentences of 2..max_names PER names drawn from ``examples``."""
-    names = sorted(
-        {
-            example.text[span.start : span.end]
-            for example in examples
-            for span in example.spans
-            if span.type == "PER" and 2 <= span.end - span.start <= 4
-        }
-    )
+    names = person_names(examples)
     if not names:
         return []
     sentences = []
@@ -114,23 +107,66 @@ def mention_swaps(examples: Sequence[Example], rng: random.Random) -> list[Examp
 
 
 def hospital_departments(
-    examples: Sequence[Example], departments: Sequence[str], copies: int, rng: random.Random
+    examples: Sequence[Example],
+    departments: Sequence[str],
+    copies: int,
+    rng: random.Random,
+    doctors: Sequence[str] = (),
 ) -> list[Example]:
     """``copies`` copies of every sentence that names a hospital (an ORG ending in 医院), each
-    hospital followed by a random department inside its ORG span ("协和医院" -> "协和医院心内科").
+    hospital followed by a random department inside its ORG span ("协和医院" -> "协和医院心内科"),
+    and, when ``doctors`` are given, half of them by a doctor's name after the department, as a
+    PER of its own ("协和医院心内科王建国").
 
     A department named with its hospital is part of the organization (MSRA writes
     "解放军总医院心外科" as one ORG), but the training corpora hardly ever show one, so a tagger
-    ends the organization at 医院 in clinical notes, where departments are everywhere.
+    ends the organization at 医院 in clinical notes, where departments are everywhere; and
+    clinical notes name the doctor right after the department, where the corpora never show
+    where the one ends and the other begins.
     """
     if not departments:
         return []
 
-    def extend(span: Span, entity: str) -> str | None:
-        return (
-            entity + rng.choice(departments)
-            if span.type == "ORG" and entity.endswith("医院")
-            else None
-        )
+    def with_department(example: Example, doctor: str | None) -> Example:
+        text, spans, cursor = "", [], 0
+        for span in example.spans:
+            entity = example.text[span.start : span.end]
+            text += example.text[cursor : span.start]
+            cursor = span.end
+            if span.type != "ORG" or not entity.endswith("医院"):
+                spans.append(Span(len(text), len(text) + len(entity), span.type))
+                text += entity
+                continue
+            entity += rng.choice(departments)
+            spans.append(Span(len(text), len(text) + len(entity), "ORG"))
+            text += entity
+            if doctor is not None:
+                spans.append(Span(len(text), len(text) + len(doctor), "PER"))
+                text += doctor
+        return Example(text + example.text[cursor:], tuple(spans))
 
-    return [copy for _ in range(copies) for copy in _copies(examples, extend)]
+    hospitals = [
+        example
+        for example in examples
+        if any(
+            s.type == "ORG" and example.text[s.start : s.end].endswith("医院")
+            for s in example.spans
+        )
+    ]
+    return [
+        with_department(example, rng.choice(doctors) if doctors and number % 2 else None)
+        for number in range(copies)
+        for example in hospitals
+    ]
+
+
+def person_names(examples: Sequence[Example]) -> list[str]:
+    """The training set's PER names of two to four characters, sorted."""
+    return sorted(
+        {
+            example.text[span.start : span.end]
+            for example in examples
+            for span in example.spans
+            if span.type == "PER" and 2 <= span.end - span.start <= 4
+        }
+    )

@@ -75,6 +75,8 @@ class TrainConfig:
     #: Add this many copies of each sentence naming a hospital, a CMeEE department appended to
     #: the hospital's ORG span (training.augment.hospital_departments).
     augment_departments: int = 0
+    #: In every other of those copies, a training-set person name follows the department.
+    augment_doctors: bool = False
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
     #: A trained model directory (same labels) whose per-character marginals the student's

@@ -16,7 +16,13 @@ from typing import Any, cast
 
 from models.tags import Span
 from models.text import normalize, normalize_all
-from training.augment import grouped_numbers, hospital_departments, mention_swaps, name_lists
+from training.augment import (
+    grouped_numbers,
+    hospital_departments,
+    mention_swaps,
+    name_lists,
+    person_names,
+)
 from training.config import TrainConfig
 from training.corpora import (
     MSRA_SPLITS,
@@ -219,7 +225,10 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
         train += name_lists(complete, config.augment_name_lists, random.Random(config.seed))
     if config.augment_departments:
         rng = random.Random(config.seed + 2)
-        train += hospital_departments(complete, department_names(), config.augment_departments, rng)
+        doctors = person_names(complete) if config.augment_doctors else []
+        train += hospital_departments(
+            complete, department_names(), config.augment_departments, rng, doctors
+        )
     counts = Counter(span.type for example in train for span in example.spans)
     description = {
         "train_data": list(config.train_data),
@@ -235,6 +244,7 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
         "augment_grouped_numbers": config.augment_grouped_numbers,
         "augment_mention_swaps": config.augment_mention_swaps,
         "augment_departments": config.augment_departments,
+        "augment_doctors": config.augment_doctors,
         "self_training_texts": config.self_training_texts,
         "self_training_teacher": config.self_training_teacher,
         "self_training_sentences": len(labelled),

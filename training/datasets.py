@@ -31,11 +31,16 @@ How source labels map (named mentions only, as in MSRA; ``LABEL_MAPS`` is the re
 - NUM is labelled by no corpus; training adds it by rule (``training.num_labels``) everywhere.
 - Every mapped span obeys the served model's name boundaries (``models.boundaries``): Boson's
   ``@handle`` persons lose their ``@``, and the rare span across sentence punctuation is dropped.
+- A LOC that starts with a chain of administrative units (省 市 区 县 州 镇 乡 村 ...) is one LOC
+  per unit (and one for the rest), as in MSRA: CLUENER's, Boson's and Resume's 广东省深圳市
+  becomes 广东省 / 深圳市, and 上海市黄浦区南京东路 becomes 上海市 / 黄浦区 / 南京东路
+  (``admin_units``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +62,52 @@ from training.corpora import (
 HELDOUT_FRACTION = 0.1
 
 
+#: One administrative unit: a short Han name without a unit suffix in it, and its suffix;
+#: longer suffixes first, so 内蒙古自治区 is one unit, not 内蒙古自治 + 区.
+_ADMIN_UNIT = re.compile(
+    r"([\u4e00-\u9fff]{1,4}?)(特别行政区|自治区|自治州|自治县|地区|省|市|区|县|州|镇|乡|村)"
+)
+#: Places ending in 区 that are not administrative units (scenic areas, housing estates, ...).
+_NOT_ADMIN = (
+    "景区",
+    "小区",
+    "片区",
+    "社区",
+    "矿区",
+    "城区",
+    "园区",
+    "校区",
+    "街区",
+    "户区",
+    "城市",
+)
+
+
+def _admin_unit(text: str, start: int, end: int) -> int:
+    """Where the administrative unit starting at ``start`` ends, or -1 if none does."""
+    unit = _ADMIN_UNIT.match(text, start, end)
+    if unit is None or any(suffix in unit.group(1) for suffix in "省市区县州镇乡村"):
+        return -1
+    if len(unit.group(1)) < 2 and unit.group(2) != "县":  # 沛县, but not 北区
+        return -1
+    return -1 if unit.group().endswith(_NOT_ADMIN) else unit.end()
+
+
+def admin_units(span: Span, text: str) -> list[Span]:
+    """A LOC that starts with a chain of two or more administrative units, cut into one LOC per
+    unit and one for the rest, if any (MSRA's convention: 广东省深圳市 -> 广东省 / 深圳市,
+    上海市黄浦区南京东路 -> 上海市 / 黄浦区 / 南京东路); any other span unchanged."""
+    if span.type != "LOC":
+        return [span]
+    units, position = [], span.start
+    while (end := _admin_unit(text, position, span.end)) > 0:
+        units.append(Span(position, end, "LOC"))
+        position = end
+    if len(units) < 2 or 0 < span.end - position < 2:  # no chain, or a one-character rest
+        return [span]
+    return units + ([Span(position, span.end, "LOC")] if position < span.end else [])
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """How one corpus's labels become the model's: ``types`` maps source labels to entity types
@@ -74,7 +125,7 @@ class LabelMap:
         # The served model's name boundaries hold for every corpus (models.boundaries): Boson's
         # "@handle" becomes "handle", and a span across sentence punctuation is not a name.
         spans = tuple(
-            named
+            unit
             for span in example.spans
             if span.type in self.types
             and (mention := example.text[span.start : span.end].rstrip(self.strip))
@@ -84,6 +135,7 @@ class LabelMap:
                     Span(span.start, span.start + len(mention), self.types[span.type]),
                 )
             )
+            for unit in admin_units(named, example.text)
         )
         blocked = tuple(
             Span(span.start, span.end, span.type)

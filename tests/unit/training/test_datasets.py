@@ -214,6 +214,44 @@ def test_resume_native_places_lose_their_trailing_person_character() -> None:
     assert mentions(mapped) == [("张伟", "PER"), ("浙江杭州", "LOC")]
 
 
+@pytest.mark.parametrize(
+    ("place", "units"),
+    [
+        ("广东省深圳市", ["广东省", "深圳市"]),
+        ("内蒙古自治区赤峰市", ["内蒙古自治区", "赤峰市"]),
+        ("山西省代县", ["山西省", "代县"]),
+        ("利津县楠杆镇李岗村", ["利津县", "楠杆镇", "李岗村"]),
+        ("上海市黄浦区南京东路3段248号", ["上海市", "黄浦区", "南京东路3段248号"]),
+        # Not a chain of two or more units: kept whole.
+        ("北京市", ["北京市"]),
+        ("香港特别行政区", ["香港特别行政区"]),
+        ("浦东新区世纪公园", ["浦东新区世纪公园"]),
+        # Areas that end like a unit but are not one, and a one-character rest.
+        ("杭州市西湖景区", ["杭州市西湖景区"]),
+        ("湖北省海滨城市", ["湖北省海滨城市"]),
+        ("邯郸市鸡泽县城", ["邯郸市鸡泽县城"]),
+    ],
+)
+def test_places_that_start_with_administrative_units_are_cut_as_in_msra(
+    place: str, units: list[str]
+) -> None:
+    text = f"他住在{place}。"
+    example = Example(text, (Span(3, 3 + len(place), "address"), Span(0, 1, "name")))
+    mapped = mentions(LABEL_MAPS["cluener"].apply(example))
+    assert mapped == [(unit, "LOC") for unit in units] + [("他", "PER")]
+
+
+def test_only_places_are_cut_into_administrative_units() -> None:
+    text = "广东省深圳市人民政府"
+    example = Example(text, (Span(0, len(text), "government"),))
+    assert mentions(LABEL_MAPS["cluener"].apply(example)) == [(text, "ORG")]
+
+
+def test_resume_native_places_are_cut_after_losing_their_person_character() -> None:
+    example = Example("浙江省绍兴市人，硕士", (Span(0, 7, "LOC"),))
+    assert mentions(LABEL_MAPS["resume"].apply(example)) == [("浙江省", "LOC"), ("绍兴市", "LOC")]
+
+
 def test_mapped_spans_obey_the_served_name_boundaries() -> None:
     text = "@颇渴 转发：北京，上海"
     example = Example(text, (Span(0, 3, "person_name"), Span(7, 12, "location")))

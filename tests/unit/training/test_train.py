@@ -303,6 +303,25 @@ def test_hospital_departments_extend_the_hospital_organization() -> None:
     assert hospital_departments(source, [], 3, random.Random(0)) == []
 
 
+def test_every_other_department_copy_names_a_doctor_after_it() -> None:
+    import random
+
+    from training.augment import hospital_departments
+
+    source = [Example("他在协和医院工作", (Span(0, 1, "PER"), Span(2, 6, "ORG")))]
+    copies = hospital_departments(source, ["儿科"], 4, random.Random(0), doctors=["王建国"])
+    assert [copy.text for copy in copies] == [
+        "他在协和医院儿科工作",
+        "他在协和医院儿科王建国工作",
+    ] * 2
+    named = copies[1]
+    assert [(named.text[s.start : s.end], s.type) for s in named.spans] == [
+        ("他", "PER"),
+        ("协和医院儿科", "ORG"),
+        ("王建国", "PER"),
+    ]
+
+
 def test_training_on_several_corpora_with_partial_labels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
