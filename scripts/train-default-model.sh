@@ -2,16 +2,18 @@
 # The shipped model's recipe, end to end: two training stages, export, evaluation report.
 #   bash scripts/train-default-model.sh [RUN_DIR]      (default runs/zh-cnn-crf)
 # Needs the train extra (scripts/bootstrap.sh) and the shared corpora (../shared/corpora, or
-# NERSTREAM_CORPORA_DIR). About 1.5 hours on one CPU core; progress bars show each epoch.
+# NERSTREAM_CORPORA_DIR). About 70 minutes on one core of the 2-core machine here; progress bars
+# show each epoch.
 # The model directory ends up in RUN_DIR/stage2/model, with evaluation.json and EVALUATION.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:-runs/zh-cnn-crf}
 nerstream=.venv/bin/nerstream
 
-# Stage 1: every corpus, mention swaps, three epochs of an eight-epoch schedule.
+# Stage 1: every corpus, mention swaps, an eight-epoch schedule.
 "$nerstream" train --config training/configs/zh-cnn-crf.json --output "$run/stage1"
-# Stage 2: from stage 1's best checkpoint, the small domains weighted up, hospital departments.
+# Stage 2: from stage 1's best checkpoint, the small domains weighted up, hospital departments
+# (and doctors named after them).
 "$nerstream" train --config training/configs/zh-cnn-crf-stage2.json \
     --set "init_checkpoint=$run/stage1/best.pt" --output "$run/stage2"
 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$nerstream" evaluate --report \

@@ -115,8 +115,8 @@ def hospital_departments(
 ) -> list[Example]:
     """``copies`` copies of every sentence that names a hospital (an ORG ending in 医院), each
     hospital followed by a random department inside its ORG span ("协和医院" -> "协和医院心内科"),
-    and, when ``doctors`` are given, half of them by a doctor's name after the department, as a
-    PER of its own ("协和医院心内科王建国").
+    and, when ``doctors`` are given, every other copy (the second, the fourth, ...) also names a
+    doctor right after the department, as a PER of its own ("协和医院心内科王建国").
 
     A department named with its hospital is part of the organization (MSRA writes
     "解放军总医院心外科" as one ORG), but the training corpora hardly ever show one, so a tagger
