@@ -1,4 +1,5 @@
-"""Name boundaries: markers and sentence punctuation trimmed from names, or the span dropped."""
+"""Name boundaries: markers, sentence punctuation and unpaired brackets trimmed from names, or
+the span dropped."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ from models.tags import Span
         ("大爱阿门门门", Span(0, 6, "LOC"), None),
         ("TH000", Span(0, 5, "ORG"), Span(0, 5, "ORG")),  # digits may repeat
         ("张\ufffd伟", Span(0, 3, "PER"), None),  # text lost in decoding
+        # A bracket or quotation mark whose other half is not in the name is not part of it.
+        ("云帆科技（Yunfan Tech）宣布", Span(5, 17, "ORG"), Span(5, 16, "ORG")),
+        ("《人民日报》", Span(0, 5, "ORG"), Span(1, 5, "ORG")),
+        ("据新华社” 报道", Span(1, 6, "ORG"), Span(1, 4, "ORG")),  # white space, then the mark
+        ("中国石油（集团）公司", Span(0, 10, "ORG"), Span(0, 10, "ORG")),  # pairs stay
+        ("《人民日报》", Span(0, 6, "ORG"), Span(0, 6, "ORG")),
     ],
 )
 def test_name_span(text: str, span: Span, expected: Span | None) -> None:
