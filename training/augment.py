@@ -48,24 +48,28 @@ def name_lists(
     return sentences
 
 
-def rewritten(example: Example, rewrite: Callable[[Span, str], str | None]) -> Example | None:
-    """A copy of the example with each entity's text replaced by ``rewrite(span, text)`` (None
-    keeps it), spans moved accordingly; None when nothing was rewritten."""
+#: What replaces one entity: (text, entity type) pieces, written one after the other.
+Pieces = Sequence[tuple[str, str]]
+
+
+def rewritten(example: Example, rewrite: Callable[[Span, str], Pieces | None]) -> Example | None:
+    """A copy of the example with each entity replaced by ``rewrite(span, text)`` (None keeps
+    it), spans moved accordingly; None when nothing was rewritten."""
     text, spans, cursor, changed = "", [], 0, False
     for span in example.spans:
         entity = example.text[span.start : span.end]
-        replacement = rewrite(span, entity)
-        if replacement is not None:
-            entity, changed = replacement, True
+        pieces = rewrite(span, entity)
+        changed |= pieces is not None
         text += example.text[cursor : span.start]
-        spans.append(Span(len(text), len(text) + len(entity), span.type))
-        text += entity
+        for piece, entity_type in pieces or [(entity, span.type)]:
+            spans.append(Span(len(text), len(text) + len(piece), entity_type))
+            text += piece
         cursor = span.end
     return Example(text + example.text[cursor:], tuple(spans)) if changed else None
 
 
 def _copies(
-    examples: Sequence[Example], rewrite: Callable[[Span, str], str | None]
+    examples: Sequence[Example], rewrite: Callable[[Span, str], Pieces | None]
 ) -> list[Example]:
     return [copy for example in examples if (copy := rewritten(example, rewrite)) is not None]
 
@@ -81,9 +85,9 @@ def grouped_numbers(examples: Sequence[Example]) -> list[Example]:
     writes numbers without separators, so a tagger trained on it alone cuts "21,350" in two.
     """
 
-    def group(span: Span, entity: str) -> str | None:
+    def group(span: Span, entity: str) -> Pieces | None:
         match = _LONG_INTEGER.match(entity) if span.type == "NUM" else None
-        return f"{int(match.group()):,}" + entity[match.end() :] if match else None
+        return [(f"{int(match.group()):,}" + entity[match.end() :], "NUM")] if match else None
 
     return _copies(examples, group)
 
@@ -100,8 +104,10 @@ def mention_swaps(examples: Sequence[Example], rng: random.Random) -> list[Examp
             if span.type in SWAPPED_TYPES:
                 mentions.setdefault(span.type, []).append(example.text[span.start : span.end])
 
-    def swap(span: Span, entity: str) -> str | None:
-        return rng.choice(mentions[span.type]) if span.type in SWAPPED_TYPES else None
+    def swap(span: Span, entity: str) -> Pieces | None:
+        return (
+            [(rng.choice(mentions[span.type]), span.type)] if span.type in SWAPPED_TYPES else None
+        )
 
     return _copies(examples, swap)
 
@@ -127,37 +133,27 @@ def hospital_departments(
     if not departments:
         return []
 
-    def with_department(example: Example, doctor: str | None) -> Example:
-        text, spans, cursor = "", [], 0
-        for span in example.spans:
-            entity = example.text[span.start : span.end]
-            text += example.text[cursor : span.start]
-            cursor = span.end
-            if span.type != "ORG" or not entity.endswith("医院"):
-                spans.append(Span(len(text), len(text) + len(entity), span.type))
-                text += entity
-                continue
-            entity += rng.choice(departments)
-            spans.append(Span(len(text), len(text) + len(entity), "ORG"))
-            text += entity
-            if doctor is not None:
-                spans.append(Span(len(text), len(text) + len(doctor), "PER"))
-                text += doctor
-        return Example(text + example.text[cursor:], tuple(spans))
+    def is_hospital(span: Span, entity: str) -> bool:
+        return span.type == "ORG" and entity.endswith("医院")
 
-    hospitals = [
-        example
-        for example in examples
-        if any(
-            s.type == "ORG" and example.text[s.start : s.end].endswith("医院")
-            for s in example.spans
-        )
-    ]
-    return [
-        with_department(example, rng.choice(doctors) if doctors and number % 2 else None)
-        for number in range(copies)
-        for example in hospitals
-    ]
+    def extend(doctor: str | None) -> Callable[[Span, str], Pieces | None]:
+        def rewrite(span: Span, entity: str) -> Pieces | None:
+            if not is_hospital(span, entity):
+                return None
+            hospital = (entity + rng.choice(departments), "ORG")
+            return [hospital, (doctor, "PER")] if doctor else [hospital]
+
+        return rewrite
+
+    copied = []
+    for number in range(copies):
+        for example in examples:
+            if not any(is_hospital(s, example.text[s.start : s.end]) for s in example.spans):
+                continue
+            doctor = rng.choice(doctors) if doctors and number % 2 else None
+            if (copy := rewritten(example, extend(doctor))) is not None:
+                copied.append(copy)
+    return copied
 
 
 def person_names(examples: Sequence[Example]) -> list[str]:
