@@ -9,7 +9,9 @@ guess. So is a span with a replacement character (U+FFFD: text lost in decoding)
 character other than a digit three times in a row (哈哈哈, 门门门: laughter and emphasis, which
 social-media text is full of; a code such as TH000 stays). A bracket or quotation mark at either
 end whose other half is not in the span is trimmed too (云帆科技（Yunfan Tech）: the ORG is
-"Yunfan Tech"; 中国石油（集团）公司 keeps its pair). NUM is exempt: "1,000" and "3:2" are numbers.
+"Yunfan Tech"; 中国石油（集团）公司 keeps its pair). An escaped line break or tab left in text by a
+JSON or CSV export (the two characters ``\\n``; BosonNLP's documents are full of them) counts as
+white space, and any other backslash as a mark. NUM is exempt: "1,000" and "3:2" are numbers.
 
 Both the ASCII and the full-width forms count, so the rule reads raw corpus text (training's
 label maps) as well as the runtime's NFKC-normalized text. Training's label maps apply the same
@@ -29,7 +31,9 @@ from collections.abc import Iterable
 from models.tags import Span
 
 #: Characters that never begin, end or sit inside a PER/LOC/ORG name.
-OUTSIDE_NAMES = frozenset("@#,。?!;:、＠＃，？！；：\n\t\r\ufffd")
+OUTSIDE_NAMES = frozenset("@#,。?!;:、＠＃，？！；：\n\t\r\ufffd\\")
+#: Escaped white space (a backslash and n, r or t) trimmed from either end of a name as a unit.
+ESCAPED_SPACE = frozenset({"\\n", "\\r", "\\t"})
 #: A character (not a digit) this many times in a row is laughter or emphasis, not a name.
 RUN = 3
 #: Any character RUN times in a row (digits are told apart afterwards).
@@ -60,6 +64,10 @@ def name_span(text: str, span: Span) -> Span | None:
     start, end = span.start, span.end
     while True:
         first, last = start, end
+        while start < end and text[start : start + 2] in ESCAPED_SPACE:
+            start += 2
+        while end - start >= 2 and text[end - 2 : end] in ESCAPED_SPACE:
+            end -= 2
         while start < end and (text[start] in OUTSIDE_NAMES or text[start].isspace()):
             start += 1
         while end > start and (text[end - 1] in OUTSIDE_NAMES or text[end - 1].isspace()):

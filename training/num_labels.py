@@ -22,7 +22,8 @@ Convention (the hand-checked fixture ``tests/data/num_test.jsonl`` follows it to
   ``一起``, ``一直``, ``万一``, ``十分``, ``千万``不要, ``唯一``, ``之一``,
   names (``三峡``, ``四川``), idioms (``一心一意``), reduplication (``看一看``), determiners
   (``这一``, ``另一``, ``每一``), ``第一时间``, types (``2型``糖尿病), generations (``90后``),
-  ``双11``, abbreviations with 大 (``十八大``, ``三大``).
+  ``双11``, abbreviations with 大 (``十八大``, ``三大``), and a lone capital-form numeral
+  except before a currency unit (``陆``胜民, ``伍``云霞, ``拾``到; ``陆元`` is a number).
 * Digits that belong to a code are not numbers (``H1N1``, ``COVID-19``, ``5G``, keycap emoji);
   digits before a unit written in Latin letters are (``10mg``).
 
@@ -59,6 +60,8 @@ _DIGIT_CHARS = frozenset("0123456789０１２３４５６７８９")
 # ○ (a white circle) stands for zero in People's Daily text: 二○○○年.
 _CN_NUMERALS = "零〇○一二三四五六七八九十百千万亿两壹贰叁肆伍陆柒捌玖拾佰仟"
 _CN_MULTIPLIERS = "十百千万亿拾佰仟"
+# The financial (capital) forms: 陆, 伍 and 拾 are also surnames and words (陆地, 拾到).
+_CN_CAPITALS = frozenset("壹贰叁肆伍陆柒捌玖拾佰仟")
 _CN = f"[{_CN_NUMERALS}]"
 _CN_SET = frozenset(_CN_NUMERALS)
 # Digit-by-digit numerals, as years are written (一九九八年, 二〇〇八年).
@@ -235,6 +238,18 @@ def _rejected_by_context(text: str, start: int, end: int) -> bool:
         or _is_temporal(text, start, end)
         or _is_name(text, candidate, end)
         or (candidate == "一" and start > 0 and _is_determiner_yi(text, start, end))
+        or _is_lone_capital(text, candidate, end)
+    )
+
+
+def _is_lone_capital(text: str, candidate: str, end: int) -> bool:
+    """One capital-form numeral is an amount only before a currency unit (陆元); otherwise it is a
+    surname or a word (陆胜民, 伍云霞, 拾到, 忠贞不贰). Runs (壹仟, 拾壹) are amounts."""
+    numerals = [char for char in candidate if char in _CN_SET]
+    return (
+        len(numerals) == 1
+        and numerals[0] in _CN_CAPITALS
+        and text[end : end + 1] not in ("元", "圆", "角")
     )
 
 

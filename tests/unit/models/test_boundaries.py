@@ -33,6 +33,12 @@ from models.tags import Span
         ("据新华社” 报道", Span(1, 6, "ORG"), Span(1, 4, "ORG")),  # white space, then the mark
         ("中国石油（集团）公司", Span(0, 10, "ORG"), Span(0, 10, "ORG")),  # pairs stay
         ("《人民日报》", Span(0, 6, "ORG"), Span(0, 6, "ORG")),
+        # An escaped line break from a JSON/CSV export is white space, not part of a name.
+        ("\\n\\n富顺县东湖镇", Span(0, 7, "LOC"), Span(4, 7, "LOC")),
+        ("四川富顺县\\r\\n", Span(2, 9, "LOC"), Span(2, 5, "LOC")),
+        ("公开\\n\\n发行", Span(2, 6, "LOC"), None),  # nothing left
+        ("中\\n\\n国证监会", Span(0, 9, "ORG"), None),  # across a break: no cut is safe
+        ("AB\\CD公司", Span(0, 7, "ORG"), None),  # any other backslash is a mark
     ],
 )
 def test_name_span(text: str, span: Span, expected: Span | None) -> None:

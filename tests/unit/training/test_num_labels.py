@@ -70,6 +70,9 @@ CASES = {
     "ten minutes": "⟦十⟧分钟后到达",
     "prefix word jin": "近⟦三⟧成患者",
     "prefix word qian": "进入前⟦三⟧名",
+    "capital numerals in an amount": "发行⟦壹仟⟧圆钞票，每张售价⟦陆⟧元",
+    "capital numeral as a surname": "副政委陆胜民之妻与伍云霞",
+    "capital numeral as a word": "从戈壁上拾到贝壳，忠贞不贰",
     # ranges are two numbers
     "range zhi": "休息⟦3⟧至⟦5⟧天",
     "range hyphen": "每次⟦5⟧-⟦10⟧毫克",
