@@ -39,6 +39,14 @@ from models.tags import Span
         ("公开\\n\\n发行", Span(2, 6, "LOC"), None),  # nothing left
         ("中\\n\\n国证监会", Span(0, 9, "ORG"), None),  # across a break: no cut is safe
         ("AB\\CD公司", Span(0, 7, "ORG"), None),  # any other backslash is a mark
+        # A person's name ends before a title or the anonymizing 某.
+        ("邀请温女士签字", Span(2, 5, "PER"), Span(2, 3, "PER")),
+        ("熊某某被抓获", Span(0, 3, "PER"), Span(0, 1, "PER")),
+        ("杨处长表示", Span(0, 3, "PER"), Span(0, 1, "PER")),
+        ("某某说", Span(0, 2, "PER"), None),  # nothing left
+        ("女士们", Span(0, 2, "PER"), None),
+        ("张医生的医院", Span(0, 3, "ORG"), Span(0, 3, "ORG")),  # persons only
+        ("周总理", Span(0, 3, "PER"), Span(0, 3, "PER")),  # 总 is left alone
     ],
 )
 def test_name_span(text: str, span: Span, expected: Span | None) -> None:
