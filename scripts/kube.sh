@@ -26,9 +26,12 @@ command -v go >/dev/null 2>&1 || {
 }
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+# Each run builds into its own directory beside the cache and renames it into place, so two runs
+# at once (CI jobs sharing a home) never write to the same files.
+mkdir -p "$(dirname "$dest")"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$dest.partial"
+partial=$(mktemp -d "$dest.partial.XXXXXX")
+trap 'rm -rf "$work" "$partial"' EXIT
 
 # --- kube-apiserver: a wrapper module that requires k8s.io/kubernetes and maps each of its
 # ./staging/src/k8s.io/* replaces to the published v0.<minor>.<patch> module.
@@ -56,17 +59,21 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags="$ldflags -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-go build -trimpath -ldflags "$ldflags" -o "$dest.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+go build -trimpath -ldflags "$ldflags" -o "$partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 
 # --- etcd: its server module's root package is the etcd main.
 echo "kube.sh: building etcd $etcd_version"
 mkdir "$work/etcd" && cd "$work/etcd"
 go mod init nerstream.local/etcd >/dev/null 2>&1
 go get -tool "go.etcd.io/etcd/server/v3@$etcd_version" >/dev/null
-go build -trimpath -ldflags "-s -w" -o "$dest.partial/etcd" go.etcd.io/etcd/server/v3
+go build -trimpath -ldflags "-s -w" -o "$partial/etcd" go.etcd.io/etcd/server/v3
 
-rm -rf "$dest"
-mv "$dest.partial" "$dest"
+if [ -x "$dest/kube-apiserver" ] && [ -x "$dest/etcd" ]; then
+    echo "kube.sh: another run cached them first; keeping its binaries"
+else
+    rm -rf "$dest"
+    mv -T "$partial" "$dest" 2>/dev/null || [ -x "$dest/kube-apiserver" ]  # lost a race: theirs
+fi
 "$dest/kube-apiserver" --version
 "$dest/etcd" --version | head -1
 echo "kube.sh: cached in $dest"
