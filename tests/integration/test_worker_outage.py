@@ -112,7 +112,9 @@ def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_no
     killed (SIGKILL, no shutdown code runs). Nothing may be committed ahead of its output, and
     a fresh worker must produce an event for every record."""
     settings = own_broker
-    records = list(mixed_records(400, seed=21))
+    # A backlog the worker cannot drain between its 20th event and the freeze (400 records were
+    # all done by then once, on a fast machine, and no batch was left to be in flight).
+    records = list(mixed_records(2 * RECORDS, seed=21))
     produce_mix(settings, "records", records, [])
     overrides = {
         "model.model_dir": str(serving_model_dir),
@@ -134,8 +136,8 @@ def test_a_worker_killed_with_later_batches_inferred_but_unacknowledged_loses_no
             doomed.assert_running()
             assert time.monotonic() < deadline, doomed.log_tail()
             time.sleep(0.05)
-        doomed.kill()
     finally:
+        doomed.kill()  # before the broker wakes, and after a failed wait: no worker outlives it
         os.kill(broker, signal.SIGCONT)
 
     # Whatever was committed before the kill, every offset below it has its event.
