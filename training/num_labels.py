@@ -58,10 +58,10 @@ NUM = "NUM"
 _DIGIT = "[0-9０-９]"
 _DIGIT_CHARS = frozenset("0123456789０１２３４５６７８９")
 # ○ (a white circle) stands for zero in People's Daily text: 二○○○年.
-_CN_NUMERALS = "零〇○一二三四五六七八九十百千万亿两壹贰叁肆伍陆柒捌玖拾佰仟"
-_CN_MULTIPLIERS = "十百千万亿拾佰仟"
 # The financial (capital) forms: 陆, 伍 and 拾 are also surnames and words (陆地, 拾到).
-_CN_CAPITALS = frozenset("壹贰叁肆伍陆柒捌玖拾佰仟")
+_CN_CAPITALS = "壹贰叁肆伍陆柒捌玖拾佰仟"
+_CN_NUMERALS = "零〇○一二三四五六七八九十百千万亿两" + _CN_CAPITALS
+_CN_MULTIPLIERS = "十百千万亿拾佰仟"
 _CN = f"[{_CN_NUMERALS}]"
 _CN_SET = frozenset(_CN_NUMERALS)
 # Digit-by-digit numerals, as years are written (一九九八年, 二〇〇八年).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.boundaries import name_span, name_spans
+from models.boundaries import name_span, name_spans, names
 from models.tags import Span
 
 
@@ -57,3 +57,9 @@ def test_name_spans_keep_scores_of_what_they_keep() -> None:
     text = "@张伟、李娜去了北京"
     scored = [(Span(0, 3, "PER"), 0.9), (Span(1, 6, "PER"), 0.4), (Span(8, 10, "LOC"), 0.8)]
     assert name_spans(text, scored) == [(Span(1, 3, "PER"), 0.9), (Span(8, 10, "LOC"), 0.8)]
+
+
+def test_names_drop_what_name_span_drops() -> None:
+    text = "@张伟、李娜去了北京"
+    spans = [Span(0, 3, "PER"), Span(1, 6, "PER"), Span(8, 10, "LOC")]
+    assert names(text, spans) == [Span(1, 3, "PER"), Span(8, 10, "LOC")]
