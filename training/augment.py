@@ -56,7 +56,6 @@ def rewritten(example: Example, rewrite: Callable[[Span, str], Pieces | None]) -
     """A copy of the example with each entity replaced by ``rewrite(span, text)`` (None keeps
     it), spans moved accordingly; None when nothing was rewritten."""
     text, spans, cursor, changed = "", [], 0, False
-    moves = []  # (end of an original entity, how far the text after it moved)
     for span in example.spans:
         entity = example.text[span.start : span.end]
         pieces = rewrite(span, entity)
@@ -66,16 +65,7 @@ def rewritten(example: Example, rewrite: Callable[[Span, str], Pieces | None]) -
             spans.append(Span(len(text), len(text) + len(piece), entity_type))
             text += piece
         cursor = span.end
-        moves.append((span.end, len(text) - span.end))
-    if not changed:
-        return None
-
-    def moved(region: Span) -> Span:
-        shift = next((shift for end, shift in reversed(moves) if end <= region.start), 0)
-        return Span(region.start + shift, region.end + shift, region.type)
-
-    uncertain = tuple(moved(region) for region in example.uncertain)
-    return Example(text + example.text[cursor:], tuple(spans), uncertain=uncertain)
+    return Example(text + example.text[cursor:], tuple(spans)) if changed else None
 
 
 def _copies(

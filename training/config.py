@@ -77,11 +77,6 @@ class TrainConfig:
     augment_departments: int = 0
     #: In every other of those copies, a training-set person name follows the department.
     augment_doctors: bool = False
-    #: A training set (one of ``train_data``) whose consistently labelled names
-    #: (training.conventions) are marked uncertain where the ``uncertain_names_in`` sets leave
-    #: them unlabelled; empty: every unlabelled character is "no entity".
-    uncertain_names_from: str = ""
-    uncertain_names_in: tuple[str, ...] = ()
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
     #: A trained model directory (same labels) whose per-character marginals the student's
@@ -121,13 +116,6 @@ class TrainConfig:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.encoder == "cnn" and not self.dilations:
             raise ValueError("the cnn encoder needs at least one dilation")
-        sources = [entry.rpartition("*")[0] or entry for entry in self.train_data]
-        if self.uncertain_names_from and self.uncertain_names_from not in sources:
-            raise ValueError("uncertain_names_from must name one of train_data")
-        if not set(self.uncertain_names_in) <= set(sources) or (
-            self.uncertain_names_in and not self.uncertain_names_from
-        ):
-            raise ValueError("uncertain_names_in needs uncertain_names_from and names train_data")
         if bool(self.self_training_texts) != bool(self.self_training_teacher):
             raise ValueError("self_training_texts and self_training_teacher go together")
         if self.max_length < 2 or self.epochs < 1 or self.batch_size < 1:

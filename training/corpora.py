@@ -35,15 +35,12 @@ class CorpusError(PermanentError, ValueError):
 class Example:
     """A text and its entities. Partial annotation: ``unknown`` names entity types the source
     does not annotate (outside ``spans`` a character may belong to one of them), except inside
-    the ``blocked`` regions, which hold none of them (e.g. a drug name holds no person).
-    ``uncertain`` spans are names the source may have left unlabelled (training.conventions):
-    each is either that entity or none."""
+    the ``blocked`` regions, which hold none of them (e.g. a drug name holds no person)."""
 
     text: str
     spans: tuple[Span, ...]
     unknown: tuple[str, ...] = ()
     blocked: tuple[Span, ...] = ()
-    uncertain: tuple[Span, ...] = ()
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -314,5 +311,4 @@ def keep_types(example: Example, entity_types: Iterable[str]) -> Example:
         example,
         spans=tuple(span for span in example.spans if span.type in wanted),
         unknown=tuple(name for name in example.unknown if name in wanted),
-        uncertain=tuple(span for span in example.uncertain if span.type in wanted),
     )

@@ -3,8 +3,7 @@
 labelled as an entity themselves.
 
 Corpora that leave many occurrences unlabelled teach a model to skip those names, which is a
-convention, not noise: CLUENER labels 11 of its 294 bare 中国, MSRA nearly all
-(``training.conventions``). Run it with
+convention, not noise: CLUENER labels 11 of its 294 bare 中国, MSRA nearly all. Run it with
 
     python -m training.coverage [--words 中国,北京,...] [DATA SET ...]
 """

@@ -24,7 +24,6 @@ from training.augment import (
     person_names,
 )
 from training.config import TrainConfig
-from training.conventions import consistent_names, mark_uncertain
 from training.corpora import (
     MSRA_SPLITS,
     CorpusError,
@@ -70,13 +69,11 @@ def normalized_example(example: Example) -> Example:
         text=normalized.text,
         spans=_moved(example.spans, normalized.normalized_span),
         blocked=_moved(example.blocked, normalized.normalized_span),
-        uncertain=_moved(example.uncertain, normalized.normalized_span),
     )
 
 
 def piece(example: Example, start: int, end: int) -> Example:
-    """Characters [start, end) of the example, with the spans and regions inside (clipped;
-    an uncertain name that the cut goes through is dropped)."""
+    """Characters [start, end) of the example, with the spans and regions inside (clipped)."""
 
     def clip(spans: Sequence[Span]) -> tuple[Span, ...]:
         return tuple(
@@ -90,11 +87,6 @@ def piece(example: Example, start: int, end: int) -> Example:
         text=example.text[start:end],
         spans=clip(example.spans),
         blocked=clip(example.blocked),
-        uncertain=tuple(
-            Span(span.start - start, span.end - start, span.type)
-            for span in example.uncertain
-            if start <= span.start and span.end <= end
-        ),
     )
 
 
@@ -204,7 +196,6 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
     train: list[Example] = []
     carved: list[Example] = []
     sources: dict[str, int] = {}
-    by_source: dict[str, list[Example]] = {}
     for entry in config.train_data:
         name, repeat = parse_weighted(entry)
         examples = _prepared(config, read_data(name, corpus_format))
@@ -212,17 +203,6 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
             examples, dev_part = split_dev(examples, config.dev_fraction)
             carved += dev_part
         sources[name] = len(examples)
-        by_source[name] = examples
-    names = (
-        consistent_names(by_source[config.uncertain_names_from])
-        if config.uncertain_names_from
-        else None
-    )
-    for entry in config.train_data:
-        name, repeat = parse_weighted(entry)
-        examples = by_source[name]
-        if names is not None and name in config.uncertain_names_in:
-            examples = [mark_uncertain(example, names) for example in examples]
         train += examples * repeat
     for entry in config.corrections:
         name, repeat = parse_weighted(entry)
@@ -258,10 +238,6 @@ def prepare_data(config: TrainConfig, progress: bool = False) -> PreparedData:
         "dev_carved": f"{config.dev_fraction:.0%} of the files and MSRA splits by text hash",
         "train_sentences": len(train),
         "partially_labelled_sentences": sum(1 for example in train if example.unknown),
-        "uncertain_names_from": config.uncertain_names_from,
-        "uncertain_names_in": list(config.uncertain_names_in),
-        "consistent_names": len(names.types) if names else 0,
-        "uncertain_names": sum(len(example.uncertain) for example in train),
         "train_entities": dict(sorted(counts.items())),
         "weak_num": config.weak_num and "NUM" in config.entity_types,
         "augment_name_lists": config.augment_name_lists,

@@ -6,8 +6,7 @@ does not annotate) also allows, outside its gold spans and outside its ``blocked
 tag of the unknown types; the loss is then -log of the total probability of all allowed paths
 (the "fuzzy CRF" of Shang et al., 2018), so the corpus teaches what it knows and nothing about
 what it does not. A CMeEE sentence thus says "no person, place or organization inside this drug
-name" without claiming that the rest of the sentence holds none. An ``uncertain`` span
-(``Example.uncertain``) also allows its own tags: that name as an entity, or nothing.
+name" without claiming that the rest of the sentence holds none.
 """
 
 from __future__ import annotations
@@ -42,10 +41,4 @@ def allowed_tags(example: Example, labels: Sequence[str], scheme: Scheme) -> NDA
         for span in (*example.spans, *example.blocked):
             free[span.start : span.end] = False
         allowed[np.ix_(free, columns)] = True
-    if example.uncertain:
-        entity = [index[tag] for tag in spans_to_tags(length, example.uncertain, scheme)]
-        inside = np.zeros(length, dtype=bool)
-        for span in example.uncertain:
-            inside[span.start : span.end] = True
-        allowed[inside, np.asarray(entity)[inside]] = True
     return allowed
