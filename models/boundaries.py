@@ -55,6 +55,10 @@ _PAIRS = {
     "’": "‘",
 }
 _OPENING = {opening: closing for closing, opening in _PAIRS.items()}
+#: Any character that _trim or the OUTSIDE_NAMES check looks at (``\\s`` is str.isspace's set).
+_TRIMMED = re.compile(
+    "[" + re.escape("".join(sorted(OUTSIDE_NAMES | set(_PAIRS) | set(_OPENING)))) + r"\s]"
+)
 #: Titles and the anonymizing 某 that follow a person's name but are not part of it (MSRA's
 #: convention: 351 names before 先生, 450 before 同志, 53 before 某 in its training set, none
 #: with them). Ambiguous one-character titles (总 of 总理, 哥, 姐) are left alone.
@@ -72,6 +76,20 @@ def name_span(text: str, span: Span) -> Span | None:
     if span.type in EXEMPT_TYPES:
         return span
     start, end = span.start, span.end
+    # Most names hold none of the characters the trimming looks at: one search skips it.
+    if _TRIMMED.search(text, start, end) is not None:
+        start, end = _trim(text, start, end)
+        if not OUTSIDE_NAMES.isdisjoint(text[start:end]):
+            return None
+    if span.type == "PER" and text.endswith(PERSON_TITLES, start, end):
+        end = _before_titles(text, start, end)
+    if start == end or _has_run(text[start:end]):
+        return None
+    return span if (start, end) == (span.start, span.end) else Span(start, end, span.type)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """text[start:end] less the OUTSIDE_NAMES, white space and unpaired brackets at its ends."""
     while True:
         first, last = start, end
         while start < end and text[start : start + 2] in ESCAPED_SPACE:
@@ -87,14 +105,7 @@ def name_span(text: str, span: Span) -> Span | None:
         if start < end and text[start] in _OPENING and _OPENING[text[start]] not in text[start:end]:
             start += 1
         if (start, end) == (first, last):
-            break
-    if span.type == "PER":
-        end = _before_titles(text, start, end)
-    if start == end or not OUTSIDE_NAMES.isdisjoint(text[start:end]):
-        return None
-    if _has_run(text[start:end]):
-        return None
-    return span if (start, end) == (span.start, span.end) else Span(start, end, span.type)
+            return start, end
 
 
 def _before_titles(text: str, start: int, end: int) -> int:
