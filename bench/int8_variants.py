@@ -1,13 +1,16 @@
-"""The shipped model's network alone, one thread: float32, the quantizer's int8 graph, the
-per-tensor int8 rewrite shipped up to model 1.1.0, and the batch-invariant int8 graph that
-training.quantize.quantize_int8 exports now, interleaved in one run.
+"""The shipped model's network alone, one thread: float32, the quantizer's own int8 graph (scales
+computed per batch, so a text's numbers depend on its batch), and the static-scale int8 graph
+that training.quantize.quantize_int8 exports, interleaved in one run with the directory's own
+int8 file (which an older export may have built otherwise: ``git archive`` an older model
+directory and pass it as ``--model`` to compare).
 
     python -m bench.int8_variants [--model DIR] [--batch 16] [--rounds 9] [--json OUT]
 
 Each round times every variant for ~0.4 CPU-seconds on the same 100-character MSRA test
 sentences (featurized once, ``--batch`` rows per run, as models.runtime feeds the network);
-the best round of each is reported, with its ratio to the per-tensor rewrite measured in the
-same run. Every int8 graph is rebuilt from the directory's model.onnx. Rates are per CPU-second
+the best round of each is reported, with its ratio to the quantizer's graph measured in the
+same run. Both int8 graphs are rebuilt from the directory's model.onnx (the exported one
+calibrated on the model's training sources, as ``nerstream export`` does). Rates are per CPU-second
 of this single-threaded process.
 """
 
@@ -26,68 +29,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import onnx
 import onnxruntime as ort
-from onnx import helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from models.features import Featurizer
-from models.manifest import FLOAT_MODEL, read_manifest
+from models.manifest import FLOAT_MODEL, INT8_MODEL, read_manifest
 from models.runtime import default_model_dir
-from training.quantize import QUANTIZED_OPS, quantize_int8
+from training.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
 from training.speed import sentences
 
 ROUND_SECONDS = 0.4
-BASELINE = "int8, per-tensor rewrite"
-
-
-def quantize_before_gather(model: onnx.ModelProto) -> int:
-    """The int8 rewrite shipped up to model 1.1.0, kept here for comparison: quantize a
-    convolution's input before gathering its taps, with the quantizer's one scale per tensor
-    (so a text's numbers depend on its batch); returns how many convolutions changed.
-
-    The quantizer turns ``Gather(h, rows) -> Reshape -> MatMul`` into ``... ->
-    DynamicQuantizeLinear -> MatMulInteger``, quantizing three copies of every row of ``h``;
-    quantizing ``h`` once and gathering uint8 rows gives the same numbers and moves a quarter
-    of the bytes.
-    """
-    graph = model.graph
-    producer = {output: node for node in graph.node for output in node.output}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    replaced: dict[int, list[onnx.NodeProto]] = {}  # id of the node they stand in for
-    removed: set[int] = set()
-    for quantize in graph.node:
-        if quantize.op_type != "DynamicQuantizeLinear":
-            continue
-        reshape = producer.get(quantize.input[0])
-        if reshape is None or reshape.op_type != "Reshape":
-            continue
-        gather = producer.get(reshape.input[0])
-        if gather is None or gather.op_type != "Gather" or gather.input[0] not in producer:
-            continue
-        if readers[reshape.output[0]] != 1 or readers[gather.output[0]] != 1:
-            continue
-        rows_uint8, taps = f"{quantize.name}/rows", f"{quantize.name}/taps"
-        replaced[id(quantize)] = [
-            helper.make_node(
-                "DynamicQuantizeLinear", [gather.input[0]], [rows_uint8, *quantize.output[1:]]
-            ),
-            helper.make_node("Gather", [rows_uint8, gather.input[1]], [taps], axis=0),
-            helper.make_node("Reshape", [taps, reshape.input[1]], [quantize.output[0]]),
-        ]
-        removed |= {id(gather), id(reshape)}
-    nodes = []
-    for node in graph.node:
-        if id(node) in replaced:
-            nodes += replaced[id(node)]
-        elif id(node) not in removed:
-            nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return len(replaced)
+BASELINE = "int8, quantizer's graph"
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -106,11 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = args.model or default_model_dir()
     manifest = read_manifest(directory)
-    inputs = (
-        Featurizer.load(directory, manifest.max_word_length)
-        .encode(sentences(args.batch))
-        .as_inputs()
-    )
+    featurizer = Featurizer.load(directory, manifest.max_word_length)
+    inputs = featurizer.encode(sentences(args.batch)).as_inputs()
     with tempfile.TemporaryDirectory() as folder:
         plain = Path(folder) / "quantizer.int8.onnx"
         quantize_dynamic(
@@ -120,17 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             weight_type=QuantType.QInt8,
             per_channel=False,
         )
-        per_tensor = Path(folder) / "per_tensor.int8.onnx"
-        model = onnx.load(str(plain))
-        quantize_before_gather(model)
-        onnx.save(model, str(per_tensor))
-        per_row = Path(folder) / "per_row.int8.onnx"
-        quantize_int8(directory / FLOAT_MODEL, per_row)
+        static = Path(folder) / "static.int8.onnx"
+        calibration = calibration_batches(
+            featurizer, manifest.training["train_data"], manifest.max_length
+        )
+        quantize_int8(directory / FLOAT_MODEL, static, calibration)
         sessions = {
             "fp32": _session(directory / FLOAT_MODEL),
-            "int8, quantizer's graph": _session(plain),
-            BASELINE: _session(per_tensor),
-            "int8, batch-invariant (exported)": _session(per_row),
+            BASELINE: _session(plain),
+            "int8, static scales (exported)": _session(static),
+            "int8, the directory's own file": _session(directory / INT8_MODEL),
         }
     best = dict.fromkeys(sessions, 0.0)
     for round_number in range(1, args.rounds + 1):

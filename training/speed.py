@@ -47,3 +47,37 @@ def throughput(model: NerModel, texts: Sequence[str], batch_size: int, repeats: 
         wall = max(wall, len(texts) / (time.perf_counter() - started))
         cpu = max(cpu, len(texts) / (time.process_time() - started_cpu))
     return Rate(wall, cpu)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.speed [MODEL_DIR ...]``: each model's rate, measured in turns (one
+    pass of each per round, best of REPEATS rounds), and its ratio to the first model's."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m training.speed", description=__doc__)
+    parser.add_argument("models", nargs="*", help="model directories (default: the shipped one)")
+    parser.add_argument("--sentences", type=int, default=4096)
+    args = parser.parse_args(argv)
+    models = [
+        NerModel.load(path or None, provider="cpu", threads=1) for path in args.models or [""]
+    ]
+    texts = sentences(args.sentences)
+    best = [Rate(0.0, 0.0)] * len(models)
+    for round_number in range(1, REPEATS + 1):
+        for index, model in enumerate(models):
+            rate = throughput(model, texts, 1024, 1)
+            best[index] = Rate(max(best[index].wall, rate.wall), max(best[index].cpu, rate.cpu))
+        print(f"round {round_number}/{REPEATS}", flush=True)
+    for model, rate in zip(models, best, strict=True):
+        print(
+            f"{model.manifest.name} {model.manifest.version} ({model.directory}): "
+            f"{rate.wall:,.0f} sentences/s, {rate.cpu:,.0f} per CPU-second "
+            f"({rate.cpu / best[0].cpu:.2f}x the first)"
+        )
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -185,19 +185,39 @@ def add_evaluate(sub: Subparsers) -> None:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from training.export import export_model
+    from training.export import export_model, requantize_model
 
-    if not args.checkpoint.is_file():
-        raise PermanentError(f"{args.checkpoint}: no such checkpoint")
-    print(f"model directory: {export_model(args.checkpoint, args.output)}")
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_file():
+            raise PermanentError(f"{args.checkpoint}: no such checkpoint")
+        print(f"model directory: {export_model(args.checkpoint, args.output)}")
+        return EXIT_OK
+    if not args.version:
+        raise UsageError("--from-model needs --version: the rebuilt model is a new version")
+    try:
+        output = requantize_model(args.from_model, args.output, args.version)
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from exc
+    print(f"model directory: {output}")
     return EXIT_OK
 
 
 def add_export(sub: Subparsers) -> None:
     parser = sub.add_parser(
-        "export", help="checkpoint -> model directory (ONNX float + int8, manifest)"
+        "export",
+        help="checkpoint -> model directory (ONNX float, int8 and fp16, manifest); or rebuild "
+        "a model directory's int8 and fp16 models",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a training checkpoint")
+    source.add_argument(
+        "--from-model",
+        type=Path,
+        metavar="DIR",
+        help="a model directory: rebuild its int8 and fp16 models from its float model with "
+        "this checkout's quantizer (calibrated on its training sources)",
+    )
+    parser.add_argument("--version", help="--from-model: the rebuilt model's version")
     parser.add_argument("--output", type=Path, required=True, help="model directory to write")
     parser.set_defaults(handler=cmd_export)
 

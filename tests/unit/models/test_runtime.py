@@ -146,7 +146,7 @@ def test_batched_equals_unbatched(tiny_model: TinyModel, precision: str) -> None
     assert [[(e.type, e.start, e.end, e.text) for e in found] for found in together] == [
         [(e.type, e.start, e.end, e.text) for e in found] for found in alone
     ]
-    # Emissions are exactly the same batched or alone (int8 scales are per row, not per batch:
+    # Emissions are exactly the same batched or alone (int8 scales are static, never per batch:
     # tests/unit/training/test_quantize.py); the float32 forward-backward can round differently
     # in the last bit with the batch's width.
     tolerance = 1e-6
@@ -167,7 +167,7 @@ def test_the_shipped_model_finds_in_one_text_calls_what_it_finds_in_a_big_batch(
     assert [[(e.type, e.start, e.end, e.text) for e in found] for found in alone] == [
         [(e.type, e.start, e.end, e.text) for e in found] for found in together
     ]
-    # Emissions are the same alone or batched (int8 scales per row); the forward-backward's
+    # Emissions are the same alone or batched (int8 scales are static); the forward-backward's
     # float32 products round with the batch's width, and a score is a difference of float32
     # running sums along the text (each step about 1e-7 relative).
     for found_alone, found_together in zip(alone, together, strict=True):
