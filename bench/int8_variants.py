@@ -30,12 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import onnxruntime as ort
-from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from models.features import Featurizer
 from models.manifest import FLOAT_MODEL, INT8_MODEL, read_manifest
 from models.runtime import default_model_dir
-from training.quantize import QUANTIZED_OPS, calibration_batches, quantize_int8
+from training.quantize import calibration_batches, quantize_int8, quantize_per_batch
 from training.speed import sentences
 
 ROUND_SECONDS = 0.4
@@ -62,13 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = featurizer.encode(sentences(args.batch)).as_inputs()
     with tempfile.TemporaryDirectory() as folder:
         plain = Path(folder) / "quantizer.int8.onnx"
-        quantize_dynamic(
-            directory / FLOAT_MODEL,
-            plain,
-            op_types_to_quantize=QUANTIZED_OPS,
-            weight_type=QuantType.QInt8,
-            per_channel=False,
-        )
+        quantize_per_batch(directory / FLOAT_MODEL, plain)
         static = Path(folder) / "static.int8.onnx"
         calibration = calibration_batches(
             featurizer, manifest.training["train_data"], manifest.max_length

@@ -63,9 +63,9 @@ def calibration_batches(
     ]
 
 
-def quantize_int8(source: Path, target: Path, calibration: Iterable[Batch]) -> None:
-    """The batch-invariant int8 model: the quantizer's graph with scales calibrated on
-    ``calibration`` (model input batches), convolution taps gathered as uint8."""
+def quantize_per_batch(source: Path, target: Path) -> None:
+    """onnxruntime's quantizer's own graph: int8 weights, activation scales computed per batch
+    (what :func:`quantize_int8` starts from; bench.int8_variants and the tests compare with it)."""
     # The quantizer logs advice and per-tensor notes on the root logger; none of it applies here.
     logging.disable(logging.WARNING)
     try:
@@ -78,6 +78,12 @@ def quantize_int8(source: Path, target: Path, calibration: Iterable[Batch]) -> N
         )
     finally:
         logging.disable(logging.NOTSET)
+
+
+def quantize_int8(source: Path, target: Path, calibration: Iterable[Batch]) -> None:
+    """The batch-invariant int8 model: the quantizer's graph with scales calibrated on
+    ``calibration`` (model input batches), convolution taps gathered as uint8."""
+    quantize_per_batch(source, target)
     model = onnx.load(str(target))
     fix_scales(model, activation_ranges(model, calibration))
     gather_quantized_rows(model)

@@ -17,7 +17,7 @@ from models.features import Featurizer
 from models.manifest import FLOAT_MODEL, INT8_MODEL
 from models.runtime import CPU_PROVIDER, Entity, NerModel
 from tests.conftest import TinyModel
-from training.quantize import quantize_int8
+from training.quantize import quantize_int8, quantize_per_batch
 
 SEEDS = [
     "中共中央总书记、国家主席江泽民今天在北京会见了美国总统克林顿。",
@@ -120,10 +120,6 @@ def test_int8_graph_has_static_scales_and_stays_close_to_float(
     """No scale is computed at run time; convolution taps are gathered as uint8; onnxruntime's
     fusions keep the numbers; the emissions stay about as close to float32 as the quantizer's
     own graph, whose scales are fitted to each batch."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from training.quantize import QUANTIZED_OPS
-
     path = tiny_model.model_dir / INT8_MODEL
     graph = onnx.load(str(path)).graph
     producer = {output: node for node in graph.node for output in node.output}
@@ -140,12 +136,7 @@ def test_int8_graph_has_static_scales_and_stays_close_to_float(
     assert gathered.count("QuantizeLinear") == len(tiny_model_dilations(tiny_model))
 
     plain = tmp_path / "plain.int8.onnx"
-    quantize_dynamic(
-        tiny_model.model_dir / FLOAT_MODEL,
-        plain,
-        op_types_to_quantize=QUANTIZED_OPS,
-        weight_type=QuantType.QInt8,
-    )
+    quantize_per_batch(tiny_model.model_dir / FLOAT_MODEL, plain)
     batch = Featurizer.load(tiny_model.model_dir, 8).encode(SEEDS)
     inputs = batch.as_inputs()
     mask = np.arange(batch.chars.shape[1])[None, :] < batch.lengths[:, None]
