@@ -45,13 +45,14 @@ CALIBRATION_BATCH = 32
 
 
 def calibration_batches(
-    featurizer: Featurizer, train_data: Sequence[str], max_length: int
+    featurizer: Featurizer, train_data: Sequence[str] | str, max_length: int
 ) -> list[dict[str, np.ndarray]]:
     """Model inputs for int8 calibration: a seeded sample of each training source's sentences,
-    cut to the model's window length as serving cuts them."""
+    cut to the model's window length as serving cuts them. ``train_data`` is a manifest's
+    training sources (older manifests hold one source as a plain string)."""
     chance = random.Random(0)
     texts: list[str] = []
-    for entry in train_data:
+    for entry in [train_data] if isinstance(train_data, str) else train_data:
         name, _ = parse_weighted(entry)
         pieces = [
             piece.text[:max_length] for example in read_data(name) for piece in sentences(example)

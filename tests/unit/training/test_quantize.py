@@ -17,7 +17,13 @@ from models.features import Featurizer
 from models.manifest import FLOAT_MODEL, INT8_MODEL
 from models.runtime import CPU_PROVIDER, Entity, NerModel
 from tests.conftest import TinyModel
-from training.quantize import quantize_int8, quantize_per_batch
+from training.quantize import (
+    CALIBRATION_BATCH,
+    CALIBRATION_SENTENCES,
+    calibration_batches,
+    quantize_int8,
+    quantize_per_batch,
+)
 
 SEEDS = [
     "中共中央总书记、国家主席江泽民今天在北京会见了美国总统克林顿。",
@@ -203,6 +209,23 @@ def test_calibration_needs_activations(tmp_path: Path) -> None:
     onnx.save(_matmul_model(np.ones((4, 2), np.float32)), source)
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(source, target, [])
+
+
+@pytest.mark.training
+def test_calibration_samples_each_training_source(tiny_model: TinyModel) -> None:
+    """A seeded sample of every source, windows no longer than the model's; an older manifest's
+    single source (a plain string) means the same as a list of one."""
+    featurizer = Featurizer.load(tiny_model.model_dir, 8)
+    batches = calibration_batches(featurizer, ["msra-train", "msra-test*2"], 40)
+    assert sum(len(batch["lengths"]) for batch in batches) == 2 * CALIBRATION_SENTENCES
+    assert all(len(batch["lengths"]) <= CALIBRATION_BATCH for batch in batches)
+    assert max(int(batch["lengths"].max()) for batch in batches) == 40
+    alone = calibration_batches(featurizer, "msra-train", 40)
+    assert len(alone) == CALIBRATION_SENTENCES // CALIBRATION_BATCH
+    for ours, theirs in zip(
+        alone, calibration_batches(featurizer, ["msra-train"], 40), strict=True
+    ):
+        np.testing.assert_array_equal(ours["chars"], theirs["chars"])
 
 
 @pytest.mark.training
