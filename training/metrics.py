@@ -6,6 +6,7 @@ percentages; a score with nothing to divide by is 0 (as conlleval prints it).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,14 +44,32 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Errors:
+    """What went wrong, entity by entity. A gold entity not predicted exactly is *missed* (no
+    prediction overlaps it), a *boundary* error (predictions overlap it, none with its start and
+    end) or a *type* error (one has its start and end, with another type); a prediction that
+    overlaps no gold entity is *spurious*."""
+
+    missed: int = 0
+    boundary: int = 0
+    type: int = 0
+    spurious: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Report:
     micro: Score
     per_type: dict[str, Score]
+    errors: Errors = Errors()
 
     def as_dict(self) -> dict[str, object]:
         return {
             "micro": self.micro.as_dict(),
             "per_type": {name: score.as_dict() for name, score in self.per_type.items()},
+            "errors": self.errors.as_dict(),
         }
 
     def table(self) -> str:
@@ -60,7 +79,31 @@ class Report:
                 f"{name:<8}{score.precision:>10.2f}{score.recall:>10.2f}"
                 f"{score.f1:>10.2f}{score.support:>10}"
             )
+        errors = self.errors
+        rows.append(
+            f"gold entities not found: {errors.missed} missed, {errors.boundary} boundary, "
+            f"{errors.type} type; spurious predictions: {errors.spurious}"
+        )
         return "\n".join(rows)
+
+
+def _overlap(span: Span, others: Iterable[Span]) -> list[Span]:
+    return [other for other in others if other.start < span.end and span.start < other.end]
+
+
+def classify_errors(gold: set[Span], predicted: set[Span]) -> Errors:
+    """The :class:`Errors` of one sentence."""
+    missed = boundary = wrong_type = 0
+    for span in gold - predicted:
+        overlapping = _overlap(span, predicted)
+        if not overlapping:
+            missed += 1
+        elif any((other.start, other.end) == (span.start, span.end) for other in overlapping):
+            wrong_type += 1
+        else:
+            boundary += 1
+    spurious = sum(1 for span in predicted - gold if not _overlap(span, gold))
+    return Errors(missed, boundary, wrong_type, spurious)
 
 
 def score_spans(
@@ -78,12 +121,15 @@ def score_spans(
     correct: Counter[str] = Counter()
     predicted_count: Counter[str] = Counter()
     gold_count: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    scored = set(entity_types) if entity_types is not None else None
     for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
-        gold_set = set(gold_spans)
-        predicted_set = set(predicted_spans)
+        gold_set = {span for span in gold_spans if scored is None or span.type in scored}
+        predicted_set = {span for span in predicted_spans if scored is None or span.type in scored}
         gold_count.update(span.type for span in gold_set)
         predicted_count.update(span.type for span in predicted_set)
         correct.update(span.type for span in gold_set & predicted_set)
+        errors.update(classify_errors(gold_set, predicted_set).as_dict())
     names = list(entity_types) if entity_types is not None else sorted(gold_count | predicted_count)
     per_type = {
         name: Score(correct[name], predicted_count[name], gold_count[name]) for name in names
@@ -93,4 +139,4 @@ def score_spans(
         sum(score.predicted for score in per_type.values()),
         sum(score.support for score in per_type.values()),
     )
-    return Report(micro, per_type)
+    return Report(micro, per_type, Errors(**errors))

@@ -10,7 +10,7 @@ import pytest
 from models.tags import Span, tags_to_spans
 from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests.conftest import TinyModel
-from training.metrics import score_spans
+from training.metrics import Errors, score_spans
 
 
 def test_perfect_prediction() -> None:
@@ -32,6 +32,25 @@ def test_boundary_and_type_errors_count_twice() -> None:
     assert report.per_type["ORG"].recall == 100.0
     assert report.per_type["ORG"].f1 == pytest.approx(200 / 3)
     assert report.per_type["LOC"].as_dict()["support"] == 1
+
+
+def test_errors_by_kind() -> None:
+    gold = [
+        [Span(0, 2, "PER"), Span(5, 7, "LOC"), Span(8, 9, "ORG"), Span(10, 12, "PER")],
+        [Span(0, 4, "ORG")],
+    ]
+    predicted = [
+        [Span(0, 3, "PER"), Span(5, 7, "ORG"), Span(8, 9, "ORG"), Span(14, 16, "LOC")],
+        [Span(0, 2, "LOC"), Span(2, 4, "LOC"), Span(6, 7, "NUM")],
+    ]
+    report = score_spans(gold, predicted, ["PER", "LOC", "ORG"])
+    # 0-2 PER and 0-4 ORG: boundary; 5-7: type; 10-12: missed; 14-16 LOC: spurious (the NUM is
+    # not scored).
+    assert report.errors == Errors(missed=1, boundary=2, type=1, spurious=1)
+    assert report.as_dict()["errors"] == {"missed": 1, "boundary": 2, "type": 1, "spurious": 1}
+    assert "1 missed, 2 boundary, 1 type; spurious predictions: 1" in report.table()
+    everything = score_spans(gold, predicted)
+    assert everything.errors.spurious == 2
 
 
 def test_nothing_predicted_scores_zero_not_an_error() -> None:
@@ -85,7 +104,12 @@ def test_evaluate_command(
     assert set(scores["micro"]) >= {"precision", "recall", "f1"}
     assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
     assert scores["per_type"]["LOC"]["support"] == 1
-    assert "micro" in capsys.readouterr().out
+    errors = scores["errors"]
+    found = scores["micro"]["support"] - errors["missed"] - errors["boundary"] - errors["type"]
+    assert found == round(scores["micro"]["recall"] * scores["micro"]["support"] / 100)
+    printed = capsys.readouterr().out
+    assert "micro" in printed
+    assert "gold entities not found:" in printed
     # Without --types: the model's types that the data annotates (no NUM here), fp32 model.
     assert main([*argv, str(out), "--precision", "fp32"]) == EXIT_OK
     assert set(json.loads(out.read_text())["per_type"]) == {"PER", "LOC", "ORG"}
