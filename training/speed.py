@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from models.runtime import NerModel
 from training.corpora import read_corpus
@@ -56,12 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(prog="python -m training.speed", description=__doc__)
-    parser.add_argument("models", nargs="*", help="model directories (default: the shipped one)")
+    parser.add_argument(
+        "models", nargs="*", type=Path, help="model directories (default: the shipped one)"
+    )
     parser.add_argument("--sentences", type=int, default=4096)
     args = parser.parse_args(argv)
-    models = [
-        NerModel.load(path or None, provider="cpu", threads=1) for path in args.models or [""]
-    ]
+    directories: list[Path | None] = args.models or [None]
+    models = [NerModel.load(path, provider="cpu", threads=1) for path in directories]
     texts = sentences(args.sentences)
     best = [Rate(0.0, 0.0)] * len(models)
     for round_number in range(1, REPEATS + 1):
