@@ -39,8 +39,8 @@ def compare_models(
             SetComparison(
                 name,
                 len(examples),
-                evaluate_model(old, examples, types, progress),
-                evaluate_model(new, examples, types, progress),
+                evaluate_model(old, examples, types, progress).report,
+                evaluate_model(new, examples, types, progress).report,
             )
         )
     return comparisons

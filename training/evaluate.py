@@ -4,14 +4,16 @@ actually shipped (int8 on CPU by default), with strict entity-level scores (trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
 from models.runtime import NerModel
 from models.tags import Span
 from training.corpora import Example
-from training.metrics import Report, score_spans
+from training.metrics import Report, score_spans, sentence_errors
 
 #: Texts handed to the model per predict call (the model buckets them by length inside).
 CHUNK = 512
@@ -23,12 +25,9 @@ def default_types(model: NerModel, examples: Sequence[Example]) -> list[str]:
     return [name for name in model.manifest.entity_types if name in annotated]
 
 
-def evaluate_model(
-    model: NerModel,
-    examples: Sequence[Example],
-    entity_types: Sequence[str] | None = None,
-    progress: bool = True,
-) -> Report:
+def predict_spans(
+    model: NerModel, examples: Sequence[Example], progress: bool = True
+) -> list[list[Span]]:
     predicted: list[list[Span]] = []
     with tqdm(total=len(examples), desc="evaluate", unit="sent", disable=not progress) as bar:
         for first in range(0, len(examples), CHUNK):
@@ -36,5 +35,54 @@ def evaluate_model(
             for entities in model.predict(texts):
                 predicted.append([Span(e.start, e.end, e.type) for e in entities])
             bar.update(len(texts))
+    return predicted
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: Report
+    predicted: list[list[Span]]
+    entity_types: list[str]  # the types scored
+
+    def error_records(self, examples: Sequence[Example]) -> Iterator[dict[str, Any]]:
+        return error_records(examples, self.predicted, self.entity_types)
+
+
+def evaluate_model(
+    model: NerModel,
+    examples: Sequence[Example],
+    entity_types: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Evaluation:
+    """Scores over ``entity_types`` (default: ``default_types``), with the predictions."""
+    predicted = predict_spans(model, examples, progress)
     types = list(entity_types) if entity_types else default_types(model, examples)
-    return score_spans([list(example.spans) for example in examples], predicted, types)
+    report = score_spans([list(example.spans) for example in examples], predicted, types)
+    return Evaluation(report, predicted, types)
+
+
+def error_records(
+    examples: Sequence[Example], predicted: Sequence[Sequence[Span]], entity_types: Sequence[str]
+) -> Iterator[dict[str, Any]]:
+    """Every error that ``score_spans`` counts, one JSON-ready record each: the sentence's index
+    and text, the kind, the gold entity (null when spurious) and the predictions over it."""
+
+    def entity(text: str, span: Span) -> dict[str, Any]:
+        return {
+            "type": span.type,
+            "start": span.start,
+            "end": span.end,
+            "text": text[span.start : span.end],
+        }
+
+    scored = set(entity_types)
+    for index, (example, spans) in enumerate(zip(examples, predicted, strict=True)):
+        gold = {span for span in example.spans if span.type in scored}
+        for error in sentence_errors(gold, {span for span in spans if span.type in scored}):
+            yield {
+                "sentence": index,
+                "kind": error.kind,
+                "gold": entity(example.text, error.gold) if error.gold else None,
+                "predicted": [entity(example.text, span) for span in error.predicted],
+                "text": example.text,
+            }

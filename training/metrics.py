@@ -91,19 +91,34 @@ def _overlap(span: Span, others: Iterable[Span]) -> list[Span]:
     return [other for other in others if other.start < span.end and span.start < other.end]
 
 
-def classify_errors(gold: set[Span], predicted: set[Span]) -> Errors:
-    """The :class:`Errors` of one sentence."""
-    missed = boundary = wrong_type = 0
-    for span in gold - predicted:
-        overlapping = _overlap(span, predicted)
+@dataclass(frozen=True)
+class EntityError:
+    """One error of :class:`Errors`: its kind, the gold entity (None when spurious) and the
+    predictions overlapping it (when spurious: the prediction itself)."""
+
+    kind: str  # missed, boundary, type or spurious
+    gold: Span | None
+    predicted: tuple[Span, ...]
+
+
+def sentence_errors(gold: set[Span], predicted: set[Span]) -> list[EntityError]:
+    """The errors of one sentence: gold entities in text order, then spurious predictions."""
+    errors = []
+    for span in sorted(gold - predicted):
+        overlapping = tuple(sorted(_overlap(span, predicted)))
         if not overlapping:
-            missed += 1
+            kind = "missed"
         elif any((other.start, other.end) == (span.start, span.end) for other in overlapping):
-            wrong_type += 1
+            kind = "type"
         else:
-            boundary += 1
-    spurious = sum(1 for span in predicted - gold if not _overlap(span, gold))
-    return Errors(missed, boundary, wrong_type, spurious)
+            kind = "boundary"
+        errors.append(EntityError(kind, span, overlapping))
+    errors += (
+        EntityError("spurious", None, (span,))
+        for span in sorted(predicted - gold)
+        if not _overlap(span, gold)
+    )
+    return errors
 
 
 def score_spans(
@@ -129,7 +144,7 @@ def score_spans(
         gold_count.update(span.type for span in gold_set)
         predicted_count.update(span.type for span in predicted_set)
         correct.update(span.type for span in gold_set & predicted_set)
-        errors.update(classify_errors(gold_set, predicted_set).as_dict())
+        errors.update(error.kind for error in sentence_errors(gold_set, predicted_set))
     names = list(entity_types) if entity_types is not None else sorted(gold_count | predicted_count)
     per_type = {
         name: Score(correct[name], predicted_count[name], gold_count[name]) for name in names

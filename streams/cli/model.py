@@ -81,6 +81,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return _compare(args, settings)
     if bool(args.data) == args.report:
         raise UsageError("evaluate needs either --data or --report")
+    if args.errors and args.report:
+        raise UsageError("--errors lists the errors on --data, not in --report")
     # CorpusError and ModelError are PermanentErrors: exit 1.
     model = load_model(settings.model)
     if args.report:
@@ -93,12 +95,17 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     examples = read_data(args.data, args.format)
     types = [name.strip() for name in args.types.split(",")] if args.types else None
-    report = evaluate_model(model, examples, types)
+    evaluation = evaluate_model(model, examples, types)
+    report = evaluation.report
     print(f"{model.manifest.name} {model.manifest.version} ({model.precision}, {model.provider})")
     print(f"{args.data}: {len(examples)} sentences")
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.errors:
+        with args.errors.open("w", encoding="utf-8") as file:
+            for record in evaluation.error_records(examples):
+                file.write(json.dumps(record, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 
@@ -157,6 +164,13 @@ def add_evaluate(sub: Subparsers) -> None:
         "--types", help="comma-separated types to score (default: the model's types in the data)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the scores as JSON")
+    parser.add_argument(
+        "--errors",
+        type=Path,
+        metavar="OUT",
+        help="--data: also write every error as a JSON line (sentence index and text; kind: "
+        "missed, boundary, type or spurious; the gold entity and the predictions over it)",
+    )
     parser.add_argument(
         "--report",
         action="store_true",

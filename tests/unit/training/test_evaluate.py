@@ -10,7 +10,9 @@ import pytest
 from models.tags import Span, tags_to_spans
 from streams.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from tests.conftest import TinyModel
-from training.metrics import Errors, score_spans
+from training.corpora import Example
+from training.evaluate import error_records
+from training.metrics import EntityError, Errors, score_spans, sentence_errors
 
 
 def test_perfect_prediction() -> None:
@@ -51,6 +53,45 @@ def test_errors_by_kind() -> None:
     assert "1 missed, 2 boundary, 1 type; spurious predictions: 1" in report.table()
     everything = score_spans(gold, predicted)
     assert everything.errors.spurious == 2
+
+
+def test_each_error_with_its_gold_entity_and_the_predictions_over_it() -> None:
+    gold = {Span(0, 4, "ORG"), Span(5, 7, "LOC"), Span(8, 9, "ORG"), Span(10, 12, "PER")}
+    predicted = {Span(0, 2, "LOC"), Span(2, 4, "LOC"), Span(5, 7, "ORG"), Span(8, 9, "ORG")}
+    predicted |= {Span(14, 16, "LOC")}
+    assert sentence_errors(gold, predicted) == [
+        EntityError("boundary", Span(0, 4, "ORG"), (Span(0, 2, "LOC"), Span(2, 4, "LOC"))),
+        EntityError("type", Span(5, 7, "LOC"), (Span(5, 7, "ORG"),)),
+        EntityError("missed", Span(10, 12, "PER"), ()),
+        EntityError("spurious", None, (Span(14, 16, "LOC"),)),
+    ]
+
+
+def test_error_records_name_the_text_and_score_only_the_given_types() -> None:
+    examples = [
+        Example("张三在北京", (Span(0, 2, "PER"), Span(3, 5, "LOC"))),
+        Example("新华社", (Span(0, 3, "ORG"),)),
+    ]
+    predicted = [[Span(0, 2, "PER"), Span(3, 4, "LOC")], [Span(0, 2, "ORG"), Span(2, 3, "NUM")]]
+    records = list(error_records(examples, predicted, ["PER", "LOC", "ORG"]))
+    assert records == [
+        {
+            "sentence": 0,
+            "kind": "boundary",
+            "gold": {"type": "LOC", "start": 3, "end": 5, "text": "北京"},
+            "predicted": [{"type": "LOC", "start": 3, "end": 4, "text": "北"}],
+            "text": "张三在北京",
+        },
+        {
+            "sentence": 1,
+            "kind": "boundary",
+            "gold": {"type": "ORG", "start": 0, "end": 3, "text": "新华社"},
+            "predicted": [{"type": "ORG", "start": 0, "end": 2, "text": "新华"}],
+            "text": "新华社",
+        },
+    ]
+    report = score_spans([list(e.spans) for e in examples], predicted, ["PER", "LOC", "ORG"])
+    assert sum(report.errors.as_dict().values()) == len(records)
 
 
 def test_nothing_predicted_scores_zero_not_an_error() -> None:
@@ -98,9 +139,15 @@ def test_evaluate_command(
         "张 B-PER\n三 E-PER\n在 O\n北 B-LOC\n京 E-LOC\n\n新 B-ORG\n华 M-ORG\n社 E-ORG\n"
     )
     out = tmp_path / "scores.json"
+    listed = tmp_path / "errors.jsonl"
     argv = ["evaluate", "--model", str(tiny_model.model_dir), "--data", str(data), "--json"]
-    assert main([*argv, str(out), "--types", "PER,LOC,ORG"]) == EXIT_OK
+    assert main([*argv, str(out), "--types", "PER,LOC,ORG", "--errors", str(listed)]) == EXIT_OK
     scores = json.loads(out.read_text())
+    records = [json.loads(line) for line in listed.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == sum(scores["errors"].values())
+    for record in records:
+        assert record["kind"] in scores["errors"]
+        assert record["text"] in ("张三在北京", "新华社")
     assert set(scores["micro"]) >= {"precision", "recall", "f1"}
     assert set(scores["per_type"]) == {"PER", "LOC", "ORG"}
     assert scores["per_type"]["LOC"]["support"] == 1
@@ -125,3 +172,5 @@ def test_evaluate_command_errors(tiny_model: TinyModel, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as raised:
         main(["evaluate", *model, "--data", str(bad), "--format", "xml"])
     assert raised.value.code == EXIT_USAGE
+    errors = ["--errors", str(tmp_path / "errors.jsonl")]
+    assert main(["evaluate", *model, "--report", *errors]) == EXIT_USAGE
