@@ -77,12 +77,12 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from training.data import read_data
     from training.evaluate import evaluate_model
 
+    if args.errors and (args.report or args.compare):
+        raise UsageError("--errors lists one model's errors on --data (no --report, --compare)")
     if args.compare:
         return _compare(args, settings)
     if bool(args.data) == args.report:
         raise UsageError("evaluate needs either --data or --report")
-    if args.errors and args.report:
-        raise UsageError("--errors lists the errors on --data, not in --report")
     # CorpusError and ModelError are PermanentErrors: exit 1.
     model = load_model(settings.model)
     if args.report:

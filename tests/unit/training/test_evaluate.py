@@ -174,3 +174,5 @@ def test_evaluate_command_errors(tiny_model: TinyModel, tmp_path: Path) -> None:
     assert raised.value.code == EXIT_USAGE
     errors = ["--errors", str(tmp_path / "errors.jsonl")]
     assert main(["evaluate", *model, "--report", *errors]) == EXIT_USAGE
+    compare = ["--compare", str(tiny_model.model_dir), str(tiny_model.model_dir)]
+    assert main(["evaluate", "--data", str(bad), *compare, *errors]) == EXIT_USAGE
