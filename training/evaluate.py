@@ -25,16 +25,15 @@ def default_types(model: NerModel, examples: Sequence[Example]) -> list[str]:
     return [name for name in model.manifest.entity_types if name in annotated]
 
 
-def predict_spans(
-    model: NerModel, examples: Sequence[Example], progress: bool = True
-) -> list[list[Span]]:
+def tag_texts(model: NerModel, texts: Sequence[str], progress: bool = True) -> list[list[Span]]:
+    """The model's entities of each text, as spans, CHUNK texts per predict call."""
     predicted: list[list[Span]] = []
-    with tqdm(total=len(examples), desc="evaluate", unit="sent", disable=not progress) as bar:
-        for first in range(0, len(examples), CHUNK):
-            texts = [example.text for example in examples[first : first + CHUNK]]
-            for entities in model.predict(texts):
+    with tqdm(total=len(texts), desc="evaluate", unit="sent", disable=not progress) as bar:
+        for first in range(0, len(texts), CHUNK):
+            chunk = list(texts[first : first + CHUNK])
+            for entities in model.predict(chunk):
                 predicted.append([Span(e.start, e.end, e.type) for e in entities])
-            bar.update(len(texts))
+            bar.update(len(chunk))
     return predicted
 
 
@@ -55,7 +54,7 @@ def evaluate_model(
     progress: bool = True,
 ) -> Evaluation:
     """Scores over ``entity_types`` (default: ``default_types``), with the predictions."""
-    predicted = predict_spans(model, examples, progress)
+    predicted = tag_texts(model, [example.text for example in examples], progress)
     types = list(entity_types) if entity_types else default_types(model, examples)
     report = score_spans([list(example.spans) for example in examples], predicted, types)
     return Evaluation(report, predicted, types)

@@ -27,6 +27,7 @@ from training import speed
 from training.baselines import LacTagger
 from training.corpora import Example, read_jsonl
 from training.data import read_data
+from training.evaluate import tag_texts
 from training.metrics import Report, score_spans
 
 REPORT_JSON = "evaluation.json"
@@ -65,13 +66,9 @@ SPEED_FLOOR = 5000.0
 INVARIANCE_TEXTS_PER_SET = 100  # 100-character sentences per second, one thread, 1,024 per call
 
 
-def model_tagger(model: NerModel, chunk: int = 512) -> Tagger:
+def model_tagger(model: NerModel) -> Tagger:
     def tag(texts: Sequence[str]) -> list[list[Span]]:
-        spans: list[list[Span]] = []
-        for first in range(0, len(texts), chunk):
-            for entities in model.predict(list(texts[first : first + chunk])):
-                spans.append([Span(e.start, e.end, e.type) for e in entities])
-        return spans
+        return tag_texts(model, texts, progress=False)
 
     return tag
 
