@@ -43,9 +43,6 @@ class Evaluation:
     predicted: list[list[Span]]
     entity_types: list[str]  # the types scored
 
-    def error_records(self, examples: Sequence[Example]) -> Iterator[dict[str, Any]]:
-        return error_records(examples, self.predicted, self.entity_types)
-
 
 def evaluate_model(
     model: NerModel,

@@ -75,7 +75,7 @@ def add_train(sub: Subparsers) -> None:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.model_loader import load_model
     from training.data import read_data
-    from training.evaluate import evaluate_model
+    from training.evaluate import error_records, evaluate_model
 
     if args.errors and (args.report or args.compare):
         raise UsageError("--errors lists one model's errors on --data (no --report, --compare)")
@@ -104,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     if args.errors:
         with args.errors.open("w", encoding="utf-8") as file:
-            for record in evaluation.error_records(examples):
+            for record in error_records(examples, evaluation.predicted, evaluation.entity_types):
                 file.write(json.dumps(record, ensure_ascii=False) + "\n")
     return EXIT_OK
 
