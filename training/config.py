@@ -79,9 +79,9 @@ class TrainConfig:
     augment_doctors: bool = False
     #: Start from this checkpoint's weights and feature vocabularies (same shape settings).
     init_checkpoint: str = ""
-    #: A trained model directory (same labels) whose per-character marginals the student's
-    #: emissions also learn (training.distill); empty: gold tags only.
-    distill_from: str = ""
+    #: Trained model directories (same labels) whose per-character marginals, averaged, the
+    #: student's emissions also learn (training.distill); empty: gold tags only.
+    distill_from: tuple[str, ...] = ()
     #: Weight of the distillation loss (cross-entropy per character, summed per sentence like
     #: the CRF loss) beside the CRF loss.
     distill_weight: float = 1.0
@@ -132,7 +132,7 @@ class TrainConfig:
         converted = {
             key: tuple(value)
             if isinstance(value, list)
-            else (value,)
+            else ((value,) if value else ())
             if key in tuples and isinstance(value, str)
             else value
             for key, value in values.items()

@@ -2,8 +2,8 @@
 model directory, run in float32 through models.runtime.
 
 - Marginals (``distill_from``): the student learns the gold tags through its CRF and, besides,
-  the teacher's soft label distribution at each character through its emissions: where the
-  teacher hesitates between labels, the student is told by how much.
+  the teachers' soft label distribution (averaged over them) at each character through its
+  emissions: where the teachers hesitate between labels, the student is told by how much.
 - Labelled texts (``self_training_texts``): unlabelled texts with the teacher's entities become
   extra training examples, so the student learns the teacher's behaviour on more text than the
   annotated corpus has.
@@ -34,30 +34,38 @@ def load_teacher(model_dir: Path, threads: int) -> NerModel:
 
 
 def teacher_marginals(
-    model_dir: Path,
+    model_dirs: Sequence[Path],
     texts: Sequence[str],
     labels: Sequence[str],
     threads: int,
     progress: bool = True,
 ) -> list[NDArray[np.float16]]:
-    """For each normalized text, the teacher's (len, K) marginals, K in ``labels`` order, from
-    one pass over the whole text (no windows: training sentences are about the window's length).
-    ValueError if the teacher has other labels."""
-    teacher = load_teacher(model_dir, threads)
-    if tuple(teacher.manifest.labels) != tuple(labels):
-        raise ValueError(
-            f"teacher {model_dir} has labels {teacher.manifest.labels}, the student {labels}"
-        )
-    targets: list[NDArray[np.float16]] = []
-    for first in tqdm(range(0, len(texts), BATCH), desc="teacher", disable=not progress):
-        encoded = teacher.featurizer.encode(texts[first : first + BATCH])
-        posterior = marginals(teacher.emissions(encoded), encoded.lengths, *teacher.crf)
-        targets.extend(
-            row[:length].astype(np.float16)
-            for row, length in zip(posterior, encoded.lengths.tolist(), strict=True)
-        )
-    log.info("teacher %s labelled %d sentences", teacher.manifest.name, len(targets))
-    return targets
+    """For each normalized text, the (len, K) marginals averaged over the teachers, K in
+    ``labels`` order, from one pass over the whole text (no windows: training sentences are about
+    the window's length). An average of several teachers is an ensemble's distribution, which
+    is steadier than any one member's. ValueError if a teacher has other labels."""
+    if not model_dirs:
+        raise ValueError("teacher_marginals needs at least one teacher")
+    sums: list[NDArray[np.float32]] = [
+        np.zeros((len(text), len(labels)), np.float32) for text in texts
+    ]
+    for model_dir in model_dirs:
+        teacher = load_teacher(model_dir, threads)
+        if tuple(teacher.manifest.labels) != tuple(labels):
+            raise ValueError(
+                f"teacher {model_dir} has labels {teacher.manifest.labels}, the student {labels}"
+            )
+        for first in tqdm(
+            range(0, len(texts), BATCH), desc=f"teacher {model_dir}", disable=not progress
+        ):
+            encoded = teacher.featurizer.encode(texts[first : first + BATCH])
+            posterior = marginals(teacher.emissions(encoded), encoded.lengths, *teacher.crf)
+            for offset, (row, length) in enumerate(
+                zip(posterior, encoded.lengths.tolist(), strict=True)
+            ):
+                sums[first + offset] += row[:length]
+        log.info("teacher %s labelled %d sentences", teacher.manifest.name, len(texts))
+    return [(total / len(model_dirs)).astype(np.float16) for total in sums]
 
 
 def teacher_examples(

@@ -208,7 +208,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True) -> TrainRes
         from training.distill import teacher_marginals
 
         targets = teacher_marginals(
-            Path(config.distill_from),
+            [Path(model_dir) for model_dir in config.distill_from],
             [example.text for example in data.train],
             labels,
             config.threads,

@@ -222,14 +222,21 @@ def test_distilling_from_a_teacher(tiny_model: TinyModel, tmp_path: Path) -> Non
 
     texts = ["北京大学的张三", "在这里"]
     labels = label_set(("PER", "LOC", "ORG", "NUM"), "BMES")
-    targets = teacher_marginals(tiny_model.model_dir, texts, labels, threads=1, progress=False)
+    teacher = tiny_model.model_dir
+    targets = teacher_marginals([teacher], texts, labels, threads=1, progress=False)
     assert [target.shape for target in targets] == [(7, 17), (3, 17)]
     for target in targets:
         np.testing.assert_allclose(target.astype(np.float32).sum(axis=1), 1.0, atol=1e-2)
+    # Several teachers are averaged: two copies of one teacher teach what it teaches alone.
+    twice = teacher_marginals([teacher, teacher], texts, labels, threads=1, progress=False)
+    for alone, averaged in zip(targets, twice, strict=True):
+        np.testing.assert_allclose(alone.astype(np.float32), averaged.astype(np.float32), atol=1e-3)
     with pytest.raises(ValueError, match="labels"):
-        teacher_marginals(tiny_model.model_dir, texts, label_set(("PER",), "BIO"), threads=1)
+        teacher_marginals([teacher], texts, label_set(("PER",), "BIO"), threads=1)
+    with pytest.raises(ValueError, match="at least one teacher"):
+        teacher_marginals([], texts, labels, threads=1)
 
-    config = tiny_config(max_sentences=200, epochs=1, distill_from=str(tiny_model.model_dir))
+    config = tiny_config(max_sentences=200, epochs=1, distill_from=(str(teacher),))
     result = train(config, tmp_path / "student", progress=False)
     assert result.checkpoint.is_file()
 
